@@ -1,0 +1,1 @@
+"""Spark jobs, one per stage: read Delta, call udfs/, write Delta."""

@@ -1,0 +1,157 @@
+"""The one config schema: YAML in ``conf/``, then ``REFINERY_*`` env vars, then ``--set`` flags.
+
+Validation is strict (unknown keys and wrong types are errors), and every error names the dotted
+key, because a typo in a week-long cluster job's config should fail before the cluster starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from udfs.ingest.formats import FORMATS, resolve_fields
+
+ENV_PREFIX = "REFINERY_"
+DEFAULT_CONFIG = "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the offending key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SparkSection(Section):
+    master: str | None = Field(None, description="local[N] for local mode; null leaves it to spark-submit")
+    app_name: str = "refinery"
+    shuffle_partitions: int | None = Field(None, gt=0)
+    jars_cache: str = Field("~/.cache/refinery/ivy", description="Ivy cache holding the Delta JARs in local mode")
+    conf: dict[str, str] = Field(default_factory=dict, description="any other spark.* settings")
+
+
+class SourceSection(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str = Field(description="file, directory or glob; local path or s3a:// gs:// hdfs:// URI")
+    format: Literal[tuple(FORMATS)]  # type: ignore[valid-type]
+    fields: dict[str, str | list[str]] = Field(default_factory=dict)
+    lang: str | None = None
+    license: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_format(self) -> "SourceSection":
+        try:
+            resolve_fields(self.format, self.fields)
+        except ValueError as exc:
+            raise ValueError(f"fields: {exc}") from None
+        return self
+
+
+class IngestSection(Section):
+    sources: list[SourceSection] = Field(min_length=1)
+    max_record_bytes: int = Field(1_000_000, gt=0)
+    max_reject_rate: float = Field(0.05, ge=0, le=1)
+    snippet_chars: int = Field(200, gt=0)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceSection]) -> list[SourceSection]:
+        names = [s.name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique, repeated: {dupes}")
+        return sources
+
+
+class Config(Section):
+    lake: str = Field(description="root of every Delta table; local path or object-store URI")
+    spark: SparkSection = Field(default_factory=SparkSection)
+    ingest: IngestSection
+
+    def table(self, name: str) -> str:
+        """Location of a lake table such as ``bronze/docs``."""
+        return f"{self.lake.rstrip('/')}/{name}"
+
+    def section_hash(self, section: str) -> str:
+        """Stable hash of one stage's settings, recorded in its Delta commits."""
+        payload = json.dumps(getattr(self, section).model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read a YAML config (the bundled ``conf/local.yaml`` by default), apply env and CLI overrides."""
+    raw = _read_yaml(path)
+    env = os.environ if environ is None else environ
+    for key, value in sorted(env.items()):
+        if key.startswith(ENV_PREFIX):
+            _assign(raw, key[len(ENV_PREFIX):].lower().replace("__", "."), value, f"env {key}")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        _assign(raw, key.strip(), value, f"--set {key.strip()}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_yaml(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        text = resources.files("conf").joinpath(DEFAULT_CONFIG).read_text(encoding="utf-8")
+        origin = f"conf/{DEFAULT_CONFIG} (bundled)"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        origin = str(path)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
+    """Set ``a.b.0.c`` in the raw mapping; the value is parsed as YAML (``1``, ``true``, ``[a, b]``)."""
+    steps = dotted.split(".")
+    node: Any = raw
+    for i, step in enumerate(steps):
+        last = i == len(steps) - 1
+        if isinstance(node, list):
+            if not step.isdigit() or int(step) >= len(node):
+                raise ConfigError(f"{origin}: '{'.'.join(steps[:i + 1])}' is not an index of a list of {len(node)}")
+            key: Any = int(step)
+        elif isinstance(node, dict):
+            key = step
+            if not last and node.get(key) is None:
+                node[key] = {}
+        else:
+            raise ConfigError(f"{origin}: '{'.'.join(steps[:i])}' is not a section")
+        if last:
+            node[key] = yaml.safe_load(value) if value.strip() else None
+        else:
+            node = node[key]
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"config key '{key}': {message}")
+    return "invalid config:\n  " + "\n  ".join(lines)

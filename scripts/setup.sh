@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv, install Refinery (editable) with the given extras, cache the Delta JARs.
+# Idempotent: a stamp per pyproject.toml hash and extras set skips pip when nothing changed.
+#   scripts/setup.sh            core only (ingest, dedup, quality: seconds)
+#   scripts/setup.sh ml,test    everything (torch is ~6.6 GB and a few minutes the first time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+python="${PYTHON:-python3}"
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=".venv/.installed-${hash}-${extras:-core}"
+if [ ! -f "$stamp" ]; then
+  find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-${hash}-*" -delete
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  touch "$stamp"
+fi
+.venv/bin/python -m refinery.session

@@ -1,0 +1,1 @@
+"""Refinery's logic as pure functions over Arrow / pandas / numpy batches (no SparkSession here)."""

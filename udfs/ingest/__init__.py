@@ -1,0 +1,1 @@
+"""Ingest logic: containers (how records sit in files), formats (what they mean), the reader."""
