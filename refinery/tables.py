@@ -70,12 +70,15 @@ def replace_rows(df: DataFrame, path: str, predicate: str, run: RunInfo, partiti
     """
     spark = df.sparkSession
     writer = df.write.format("delta").option("userMetadata", run.user_metadata()).partitionBy(*partition_by)
-    if DeltaTable.isDeltaTable(spark, path):
+    before = last_commit(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+    if before:
         writer = writer.mode("overwrite").option("replaceWhere", predicate)
     else:
         writer = writer.mode("append")
     writer.save(path)
-    return last_commit(spark, path)
+    after = last_commit(spark, path)
+    # Delta makes no commit when there is nothing to add and nothing to remove.
+    return Commit(path, after.version, 0) if before and after.version == before.version else after
 
 
 def last_commit(spark: SparkSession, path: str) -> Commit:

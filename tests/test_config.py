@@ -1,0 +1,87 @@
+"""Config: strict schema, errors that name the key, env and --set overrides, both shipped configs valid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from refinery.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, data) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+BASE = {"lake": "/tmp/lake", "ingest": {"sources": [{"name": "web", "path": "/data/web", "format": "text"}]}}
+
+
+def test_bundled_default_is_local_mode():
+    cfg = load_config(environ={})
+    assert cfg.spark.master.startswith("local")
+    assert cfg.lake == "lake" and [s.name for s in cfg.ingest.sources] == ["web", "alpaca", "chat", "pairs", "hh"]
+
+
+def test_cluster_template_is_valid_and_leaves_master_to_submit():
+    cfg = load_config(ROOT / "conf" / "cluster.yaml", environ={})
+    assert cfg.spark.master is None and cfg.lake.startswith("s3a://")
+    assert cfg.table("bronze/docs") == "s3a://my-bucket/refinery/lake/bronze/docs"
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update(lakes="/x"), "config key 'lakes': unknown key"),
+    (lambda d: d["ingest"].update(max_reject_rate="lots"), "config key 'ingest.max_reject_rate': Input should be a valid number"),
+    (lambda d: d["ingest"].update(max_record_bytes=0), "config key 'ingest.max_record_bytes': Input should be greater than 0"),
+    (lambda d: d["ingest"]["sources"][0].update(format="csv"), "config key 'ingest.sources.0.format'"),
+    (lambda d: d["ingest"]["sources"][0].update(colour="red"), "config key 'ingest.sources.0.colour': unknown key"),
+    (lambda d: d["ingest"]["sources"][0].update(fields={"response": "x"}), "format 'text' has no field"),
+    (lambda d: d["ingest"]["sources"].append(dict(d["ingest"]["sources"][0])), "source names must be unique"),
+    (lambda d: d.pop("lake"), "config key 'lake': Field required"),
+])
+def test_invalid_configs_name_the_key(tmp_path, change, message):
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    change(data)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data), environ={})
+    assert message in str(err.value)
+
+
+def test_env_then_cli_overrides(tmp_path):
+    path = write(tmp_path, BASE)
+    env = {"REFINERY_INGEST__MAX_REJECT_RATE": "0.2", "REFINERY_SPARK__SHUFFLE_PARTITIONS": "8", "OTHER": "x"}
+    cfg = load_config(path, environ=env)
+    assert (cfg.ingest.max_reject_rate, cfg.spark.shuffle_partitions) == (0.2, 8)
+    cfg = load_config(path, ["ingest.max_reject_rate=0.3", "ingest.sources.0.path=s3a://b/web/", "lake=/other"], environ=env)
+    assert (cfg.ingest.max_reject_rate, cfg.ingest.sources[0].path, cfg.lake) == (0.3, "s3a://b/web/", "/other")
+    assert cfg.spark.shuffle_partitions == 8
+
+
+def test_override_errors_name_their_origin(tmp_path):
+    path = write(tmp_path, BASE)
+    with pytest.raises(ConfigError, match="env REFINERY_INGEST__SOURCES__5__PATH: 'ingest.sources.5' is not an index"):
+        load_config(path, environ={"REFINERY_INGEST__SOURCES__5__PATH": "/x"})
+    with pytest.raises(ConfigError, match="config key 'ingest.snippet_chars'"):
+        load_config(path, ["ingest.snippet_chars=many"], environ={})
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(path, ["ingest.snippet_chars"], environ={})
+
+
+def test_unreadable_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml", environ={})
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(bad, environ={})
+
+
+def test_section_hash_tracks_only_its_section(tmp_path):
+    path = write(tmp_path, BASE)
+    a = load_config(path, environ={})
+    b = load_config(path, ["spark.shuffle_partitions=99"], environ={})
+    c = load_config(path, ["ingest.snippet_chars=10"], environ={})
+    assert a.section_hash("ingest") == b.section_hash("ingest") != c.section_hash("ingest")

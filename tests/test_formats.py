@@ -1,0 +1,137 @@
+"""Formats: each layout maps to canonical fields; each bad record fails with a reason."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from udfs.ingest.conversations import RecordError
+from udfs.ingest.formats import canonical_fields, resolve_fields
+from udfs.ingest.reader import SourceSpec, doc_id, file_rows
+
+
+def adapt(record, fmt, **fields):
+    return canonical_fields(record, fmt, resolve_fields(fmt, fields))
+
+
+def test_redpajama_text_keeps_meta():
+    out = adapt({"text": "Hello world.", "meta": {"url": "u", "language": "en"}}, "text")
+    assert out["kind"] == "pretrain" and out["text"] == "Hello world."
+    assert json.loads(out["meta"]) == {"meta": {"url": "u", "language": "en"}}
+    assert set(out) == {"kind", "text", "lang", "meta"}  # no SFT / preference columns
+
+
+def test_dolma_lang_from_nested_path_keeps_metadata():
+    record = {"id": "d1", "text": "Bonjour.", "metadata": {"language": "fr", "perplexity": 12.5}}
+    out = adapt(record, "text", lang="metadata.language")
+    assert out["lang"] == "fr"
+    assert json.loads(out["meta"]) == {"id": "d1", "metadata": {"language": "fr", "perplexity": 12.5}}
+
+
+def test_alpaca_with_and_without_input():
+    out = adapt({"instruction": "Translate.", "input": "Hola", "output": "Hello"}, "alpaca")
+    assert (out["kind"], out["prompt"], out["response"]) == ("sft", "Translate.\n\nHola", "Hello")
+    assert out["messages"] == [{"role": "user", "content": "Translate.\n\nHola"},
+                               {"role": "assistant", "content": "Hello"}]
+    assert out["text"] == "Translate.\n\nHola\n\nHello" and out["meta"] is None
+    assert adapt({"instruction": "Say hi.", "input": "", "output": "Hi"}, "instruction")["prompt"] == "Say hi."
+
+
+def test_field_mapping_for_other_layouts():
+    belle = adapt({"question": "中国的首都是哪里？", "std_answer": "北京。", "class": "qa"}, "instruction",
+                  prompt="question", response="std_answer")
+    assert (belle["prompt"], belle["response"], json.loads(belle["meta"])) == ("中国的首都是哪里？", "北京。", {"class": "qa"})
+    seed = {"instruction": "Add.", "instances": [{"input": "1+1", "output": "2"}], "is_classification": False}
+    out = adapt(seed, "instruction", prompt=["instruction", "instances.0.input"], response="instances.0.output")
+    assert (out["prompt"], out["response"]) == ("Add.\n\n1+1", "2")
+
+
+@pytest.mark.parametrize("record,reason", [
+    ({"output": "x"}, "missing field 'instruction'"),
+    ({"instruction": "  ", "output": "x"}, "empty field 'instruction'"),
+    ({"instruction": "a", "output": ""}, "empty field 'output'"),
+    ({"instruction": "a", "output": 3}, "field 'output' is int, not a string"),
+    (["not", "an", "object"], "record is a JSON list, not an object"),
+])
+def test_instruction_rejects(record, reason):
+    with pytest.raises(RecordError, match=reason):
+        adapt(record, "alpaca")
+
+
+def test_sharegpt_multi_turn_kept_whole():
+    record = {"system": "Be brief.", "conversations": [
+        {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"},
+        {"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]}
+    out = adapt(record, "sharegpt")
+    assert [m["role"] for m in out["messages"]] == ["system", "user", "assistant", "user", "assistant"]
+    assert (out["prompt"], out["response"]) == ("2+2?", "4")
+    assert out["text"] == "Hi\n\nHello!\n\n2+2?\n\n4"
+
+
+def test_openai_messages_with_content_parts_and_label_meta():
+    record = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Describe "}, {"type": "text", "text": "it."}]},
+                           {"role": "assistant", "content": "A cat."}], "label": False}
+    out = adapt(record, "messages")
+    assert out["prompt"] == "Describe it." and json.loads(out["meta"]) == {"label": False}
+
+
+@pytest.mark.parametrize("turns,reason", [
+    ([{"from": "human", "value": "Hi"}], "does not end with an assistant turn"),
+    ([{"from": "robot", "value": "Hi"}], "unknown role 'robot'"),
+    ([{"from": "human", "value": ""}, {"from": "gpt", "value": "x"}], r"conversations\[0\] has empty content"),
+    ([{"from": "gpt", "value": "x"}], "has no user turn"),
+    ([], "not a non-empty list|empty field"),
+])
+def test_chat_rejects(turns, reason):
+    with pytest.raises(RecordError, match=reason):
+        adapt({"conversations": turns}, "sharegpt")
+
+
+def test_preference_string_and_conversational():
+    out = adapt({"prompt": "Q?", "chosen": "Good.", "rejected": "Bad."}, "preference")
+    assert (out["kind"], out["prompt"], out["chosen"], out["rejected"]) == ("preference", "Q?", "Good.", "Bad.")
+    trl = {"prompt": [{"role": "user", "content": "Q?"}],
+           "chosen": [{"role": "assistant", "content": "Good."}], "rejected": [{"role": "assistant", "content": "Bad."}]}
+    assert adapt(trl, "preference")["chosen"] == "Good."
+    factory = {"conversations": [{"from": "human", "value": "问题？"}],
+               "chosen": {"from": "gpt", "value": "好的回答。"}, "rejected": {"from": "gpt", "value": "坏的。"}}
+    out = adapt(factory, "sharegpt_preference")
+    assert (out["prompt"], out["chosen"], out["rejected"]) == ("问题？", "好的回答。", "坏的。")
+    with pytest.raises(RecordError, match="empty field 'rejected'"):
+        adapt({"prompt": "Q?", "chosen": "Good.", "rejected": " "}, "preference")
+
+
+def test_hh_transcripts_split_into_shared_prompt():
+    prompt = "\n\nHuman: Hi there\n\nAssistant: Hello.\n\nHuman: Tell me a joke"
+    out = adapt({"chosen": prompt + "\n\nAssistant: Why did the chicken cross the road?",
+                 "rejected": prompt + "\n\nAssistant: No."}, "hh")
+    assert out["messages"] == [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello."},
+                               {"role": "user", "content": "Tell me a joke"}]
+    assert (out["prompt"], out["chosen"], out["rejected"]) == ("Tell me a joke", "Why did the chicken cross the road?", "No.")
+    with pytest.raises(RecordError, match="empty field 'chosen' answer"):
+        adapt({"chosen": prompt + "\n\nAssistant: ", "rejected": prompt + "\n\nAssistant: No."}, "hh")
+    with pytest.raises(RecordError, match="share no prompt"):
+        adapt({"chosen": "no markers", "rejected": "none here"}, "hh")
+
+
+def test_unknown_field_target_is_refused():
+    with pytest.raises(ValueError, match="format 'text' has no field"):
+        resolve_fields("text", {"response": "x"})
+
+
+def test_reader_rows_locate_records_and_rejects(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"text": "ok 中文"}, ensure_ascii=False) + "\n" + '{"text": "\\ud800 lone"}\n{"nope": 1}\n')
+    spec = SourceSpec("web", "text", resolve_fields("text", {}), lang="zh", snippet_chars=10)
+    rows = list(file_rows(spec, str(path), "mixed.jsonl"))
+    assert rows[0]["text"] == "ok 中文" and rows[0]["lang"] == "zh" and rows[0]["source_line"] == 1
+    assert rows[0]["doc_id"] == doc_id("web", "mixed.jsonl", 1) != doc_id("web", "mixed.jsonl", 2)
+    assert rows[1]["reject_reason"].startswith("invalid Unicode in field 'text': lone surrogate")
+    assert rows[2]["reject_reason"] == "missing field 'text'" and rows[2]["raw_snippet"] == '{"nope": 1'
+
+
+def test_reader_reports_corrupt_compressed_file(tmp_path):
+    path = tmp_path / "corrupt.jsonl.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00not really gzip")
+    rows = list(file_rows(SourceSpec("web", "text", {"text": "text"}), str(path), "corrupt.jsonl.gz"))
+    assert len(rows) == 1 and rows[0]["reject_reason"].startswith("unreadable file")
