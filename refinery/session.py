@@ -35,6 +35,12 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def delta_package() -> str:
+    """Maven coordinate of the Delta JAR matching the installed pyspark / delta-spark (for --packages)."""
+    spark_minor = ".".join(version("pyspark").split(".")[:2])
+    return f"io.delta:delta-spark_{spark_minor}_2.13:{version('delta-spark')}"
+
+
 def cached_delta_jars(jars_cache: str) -> list[str]:
     """The Delta JARs in the Ivy cache, if this delta-spark version's are there; else []."""
     jars_dir = Path(jars_cache).expanduser() / "jars"
