@@ -1,8 +1,9 @@
 """Write the small deterministic sample corpus that ``make run`` ingests (same seed, same bytes).
 
-It plants what later stages must find: exact duplicates, near duplicates at known edit rates,
-boilerplate junk, Chinese documents, and bad input (malformed JSON, invalid UTF-8, missing and
-empty fields) that ingest must send to the rejects table. ``manifest.json`` lists what was planted.
+Web shards come as gzip and zstd JSON lines, plain JSON lines and Parquet. The corpus plants what
+later stages must find: exact duplicates, near duplicates at known edit rates, boilerplate junk,
+Chinese documents, and bad input (malformed JSON, invalid UTF-8, missing and empty fields) that
+ingest must send to the rejects table. ``manifest.json`` lists what was planted.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import json
 import random
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import zstandard
 
 TOPICS = {
@@ -132,6 +135,11 @@ def write_jsonl(path: Path, records: list[dict], compress: str | None = None) ->
     path.write_bytes(data)
 
 
+def write_parquet(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(records), path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/sample", help="output folder (default: data/sample)")
@@ -143,14 +151,15 @@ def main(argv: list[str] | None = None) -> None:
     third = len(web) // 3
     write_jsonl(out / "web/part-0000.jsonl.gz", web[:third], "gzip")
     write_jsonl(out / "web/part-0001.jsonl.zst", web[third:2 * third], "zstd")
-    write_jsonl(out / "web/part-0002.jsonl", web[2 * third:])
+    write_parquet(out / "web/part-0002.parquet", web[2 * third:2 * third + 64])
+    write_jsonl(out / "web/part-0003.jsonl", web[2 * third + 64:])
     bad_lines = [
         b'{"text": "truncated record\n',                       # malformed JSON
         b'{"text": "caf\xe9 latin-1 bytes", "meta": {}}\n',     # invalid UTF-8
         b'{"meta": {"url": "https://example.org/no-text"}}\n',  # missing text
         b'{"text": "   ", "meta": {}}\n',                       # empty text
     ]
-    with open(out / "web/part-0002.jsonl", "ab") as handle:
+    with open(out / "web/part-0003.jsonl", "ab") as handle:
         handle.writelines(bad_lines)
 
     (out / "instruct").mkdir(parents=True, exist_ok=True)

@@ -43,13 +43,15 @@ def test_every_file_reconciles(sample_run):
     _, result = sample_run
     assert all(f.records_in == f.written + f.rejected for f in result.files)
     assert sum(f.written for f in result.files) == result.docs.rows == 506
+    parquet = next(f for f in result.files if f.path.endswith(".parquet"))
+    assert (parquet.records_in, parquet.rejected) == (64, 0)
     assert result.summary(1.0).records_in == result.docs.rows + result.rejects.rows
     assert result.problems() == []
 
 
 def test_chinese_text_passes_unharmed(spark, sample_run, sample_corpus):
     cfg, _ = sample_run
-    source = [json.loads(line) for line in (sample_corpus / "web/part-0002.jsonl").read_bytes().splitlines()[:128]]
+    source = [json.loads(line) for line in (sample_corpus / "web/part-0003.jsonl").read_bytes().splitlines()[:64]]
     chinese = [r["text"] for r in source if r["meta"].get("language") == "zh"]
     stored = {r.text for r in read(spark, cfg.table("bronze/docs")).where("source = 'web'").select("text").collect()}
     assert chinese and set(chinese) <= stored
