@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zstandard
 
 TOPICS = {
     "astronomy": "star planet orbit telescope galaxy comet nebula light gravity moon solar eclipse".split(),
@@ -131,7 +130,9 @@ def write_jsonl(path: Path, records: list[dict], compress: str | None = None) ->
     if compress == "gzip":
         data = gzip.compress(data, mtime=0)
     elif compress == "zstd":
-        data = zstandard.ZstdCompressor(level=3).compress(data)
+        with pa.CompressedOutputStream(str(path), "zstd") as out:
+            out.write(data)
+        return
     path.write_bytes(data)
 
 
