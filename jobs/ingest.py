@@ -1,9 +1,10 @@
 """Ingest stage: raw files -> ``bronze/docs`` and ``bronze/rejects`` (Delta, partitioned by source).
 
 Each input file is read by one Spark task (``mapInArrow`` over the file list), so files never pass
-through the driver. The rows of the files a run reads are replaced in one commit per table, which
-makes a re-run idempotent. Counts reconcile per file: in = written + rejected, and the totals must
-equal what Delta's commits report having written.
+through the driver. Each run replaces the partitions of the sources it reads, in one commit per
+table: a re-run is idempotent, and a source's partition always mirrors its current files. Counts
+reconcile per file: in = written + rejected, and the totals must equal what Delta's commits report
+having written.
 
 Run it with ``refinery ingest --config conf/local.yaml`` or
 ``spark-submit ... jobs/ingest.py --config conf/cluster.yaml``.
@@ -25,12 +26,12 @@ from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows, sql_string
 from udfs.ingest.discovery import list_input_files
 from udfs.ingest.formats import resolve_fields
-from udfs.ingest.reader import SourceSpec, read_file_table_batches
+from udfs.ingest.reader import UNREADABLE, SourceSpec, read_file_table_batches
 from udfs.schema import INGEST_OUTPUT_SCHEMA, RECORD_SCHEMA, REJECT_SCHEMA
 
 DOCS_TABLE = "bronze/docs"
 REJECTS_TABLE = "bronze/rejects"
-FILES_SCHEMA = StructType([StructField(n, StringType()) for n in ("source", "path", "relpath")])
+FILES_SCHEMA = StructType([StructField(n, StringType()) for n in ("source", "path", "uri", "relpath")])
 
 
 class IngestError(RuntimeError):
@@ -40,10 +41,11 @@ class IngestError(RuntimeError):
 @dataclass(frozen=True)
 class FileCount:
     source: str
-    path: str
+    uri: str
     records_in: int
     written: int
     rejected: int
+    unreadable: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class IngestResult:
     docs: Commit
     rejects: Commit
     max_reject_rate: float
+    max_unreadable_files: int
 
     def by_source(self) -> dict[str, tuple[int, int, int]]:
         """(in, written, rejected) per source."""
@@ -70,67 +73,75 @@ class IngestResult:
         }
 
     def problems(self) -> list[str]:
-        """Reasons this run should not count as a success (it still wrote its tables)."""
-        return [
+        """Reasons this run should not count as a success (it still wrote its tables).
+
+        Unreadable files are counted apart: a corrupt 10 GB shard is one reject row, which a
+        record-based reject rate would never notice.
+        """
+        problems = [
             f"source '{source}' reject rate {rate:.1%} > ingest.max_reject_rate {self.max_reject_rate:.1%}; "
             f"see {self.rejects.path}"
             for source, rate in sorted(self.over_reject_limit().items())
         ]
+        unreadable = [f.uri for f in self.files if f.unreadable]
+        if len(unreadable) > self.max_unreadable_files:
+            problems.append(f"{len(unreadable)} unreadable file(s) > ingest.max_unreadable_files "
+                            f"{self.max_unreadable_files}: {', '.join(unreadable[:5])}")
+        return problems
 
     def details(self) -> str:
-        rows = [[f.source, f.path, f.records_in, f.written, f.rejected] for f in self.files]
-        return "in = written + rejected, per file\n" + render_table(["source", "file", "in", "written", "rejected"], rows)
+        headers = ["source", "file", "in", "written", "rejected"]
+        rows = [[f.source, f.uri, f.records_in, f.written, f.rejected] for f in self.files]
+        if any(f.unreadable for f in self.files):
+            headers.append("status")
+            rows = [row + ["UNREADABLE" if f.unreadable else "ok"] for row, f in zip(rows, self.files)]
+        return "in = written + rejected, per file\n" + render_table(headers, rows)
 
     def summary(self, seconds: float) -> StageSummary:
         records_in = sum(f.records_in for f in self.files)
         return StageSummary("ingest", records_in, self.docs.rows, 0, self.rejects.rows, [self.docs, self.rejects], seconds)
 
 
-def source_specs(cfg: Config) -> dict[str, SourceSpec]:
+def discover(cfg: Config) -> tuple[dict[str, SourceSpec], list[tuple[str, str, str, str]]]:
+    """Reader specs per source and (source, path, uri, relpath) of every input file.
+
+    A source that matches no file, or whose location cannot be listed, stops the stage here.
+    """
     ingest = cfg.ingest
-    return {
-        s.name: SourceSpec(s.name, s.format, resolve_fields(s.format, s.fields), s.lang,
-                           ingest.max_record_bytes, ingest.snippet_chars)
-        for s in ingest.sources
-    }
-
-
-def input_files(cfg: Config) -> list[tuple[str, str, str]]:
-    """(source, path, relpath) of every input file; a source that matches nothing is an error."""
-    files = []
-    for source in cfg.ingest.sources:
-        found = list_input_files(source.path)
+    specs, files = {}, []
+    for source in ingest.sources:
+        try:
+            fs, found = list_input_files(source.path)
+        except (OSError, ValueError) as exc:
+            raise IngestError(f"source '{source.name}': cannot list {source.path}: {exc}") from None
         if not found:
             raise IngestError(f"source '{source.name}': no input files at {source.path}")
-        files += [(source.name, f.path, f.relpath) for f in found]
-    return files
+        specs[source.name] = SourceSpec(source.name, source.format, resolve_fields(source.format, source.fields),
+                                        source.lang, ingest.max_record_bytes, ingest.snippet_chars, fs)
+        files += [(source.name, f.path, f.uri, f.relpath) for f in found]
+    return specs, files
 
 
-def owned_rows_predicate(files: list[tuple[str, str, str]]) -> str:
-    """The rows this run owns in both tables: those that came from the files it reads."""
-    by_source: dict[str, list[str]] = {}
-    for source, path, _ in files:
-        by_source.setdefault(source, []).append(sql_string(path))
-    return " OR ".join(
-        f"(source = {sql_string(source)} AND source_file IN ({', '.join(paths)}))" for source, paths in by_source.items()
-    )
+def sources_predicate(specs: dict[str, SourceSpec]) -> str:
+    """The rows a run owns in both tables: the partitions of the sources it reads."""
+    return f"source IN ({', '.join(sql_string(name) for name in specs)})"
 
 
 def run(spark: SparkSession, cfg: Config, run_id: str) -> IngestResult:
-    files = input_files(cfg)
+    specs, files = discover(cfg)
     listing = spark.sparkContext.parallelize(files, len(files)).toDF(FILES_SCHEMA)  # one file per task
     parsed = listing.mapInArrow(
-        partial(read_file_table_batches, specs=source_specs(cfg)), from_arrow_schema(INGEST_OUTPUT_SCHEMA)
+        partial(read_file_table_batches, specs=specs), from_arrow_schema(INGEST_OUTPUT_SCHEMA)
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = file_counts(parsed, files)
         run_info = RunInfo(run_id, "ingest", cfg.section_hash("ingest"))
-        predicate = owned_rows_predicate(files)
+        predicate = sources_predicate(specs)
         docs = replace_rows(records(parsed), cfg.table(DOCS_TABLE), predicate, run_info, ["source"])
         rejects = replace_rows(rejected(parsed), cfg.table(REJECTS_TABLE), predicate, run_info, ["source"])
     finally:
         parsed.unpersist()
-    result = IngestResult(counts, docs, rejects, cfg.ingest.max_reject_rate)
+    result = IngestResult(counts, docs, rejects, cfg.ingest.max_reject_rate, cfg.ingest.max_unreadable_files)
     reconcile(result)
     return result
 
@@ -152,19 +163,21 @@ def rejected(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("reject_reason").isNotNull()).select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])
 
 
-def file_counts(parsed: DataFrame, files: list[tuple[str, str, str]]) -> list[FileCount]:
+def file_counts(parsed: DataFrame, files: list[tuple[str, str, str, str]]) -> list[FileCount]:
     """In / written / rejected per input file (a file with no records still gets its row)."""
+    unreadable = F.col("reject_reason").startswith(UNREADABLE)
     rows = {
         (r.source, r.source_file): r
         for r in parsed.groupBy("source", "source_file")
-        .agg(F.count(F.lit(1)).alias("records_in"), F.count("reject_reason").alias("rejected"))
+        .agg(F.count(F.lit(1)).alias("records_in"), F.count("reject_reason").alias("rejected"),
+             F.max(unreadable).alias("unreadable"))
         .collect()
     }
     out = []
-    for source, path, _ in files:
-        row = rows.get((source, path))
+    for source, _, uri, _ in files:
+        row = rows.get((source, uri))
         records_in, rejects = (row.records_in, row.rejected) if row else (0, 0)
-        out.append(FileCount(source, path, records_in, records_in - rejects, rejects))
+        out.append(FileCount(source, uri, records_in, records_in - rejects, rejects, bool(row and row.unreadable)))
     return out
 
 

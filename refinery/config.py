@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -36,6 +37,15 @@ class SparkSection(Section):
     jars_cache: str = Field("~/.cache/refinery/ivy", description="Ivy cache holding the Delta JARs in local mode")
     conf: dict[str, str] = Field(default_factory=dict, description="any other spark.* settings")
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _as_spark_strings(cls, conf: Any) -> Any:
+        """Spark settings are strings; YAML's ``true`` / ``8`` become Spark's ``true`` / ``8``."""
+        if not isinstance(conf, dict):
+            return conf
+        return {k: (str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, (int, float)) else v)
+                for k, v in conf.items()}
+
 
 class SourceSection(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -58,6 +68,7 @@ class IngestSection(Section):
     sources: list[SourceSection] = Field(min_length=1)
     max_record_bytes: int = Field(1_000_000, gt=0)
     max_reject_rate: float = Field(0.05, ge=0, le=1)
+    max_unreadable_files: int = Field(0, ge=0)
     snippet_chars: int = Field(200, gt=0)
 
     @field_validator("sources")
@@ -93,18 +104,22 @@ def load_config(
     """Read a YAML config (the bundled ``conf/local.yaml`` by default), apply env and CLI overrides."""
     raw = _read_yaml(path)
     env = os.environ if environ is None else environ
+    origins: dict[str, str] = {}
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX):
-            _assign(raw, key[len(ENV_PREFIX):].lower().replace("__", "."), value, f"env {key}")
+            dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
+            origins[dotted] = f"env {key}"
+            _assign(raw, dotted, value, origins[dotted])
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        _assign(raw, key.strip(), value, f"--set {key.strip()}")
+        origins[key.strip()] = f"--set {key.strip()}"
+        _assign(raw, key.strip(), value, origins[key.strip()])
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, origins)) from None
 
 
 def _read_yaml(path: str | Path | None) -> dict[str, Any]:
@@ -127,8 +142,18 @@ def _read_yaml(path: str | Path | None) -> dict[str, Any]:
 
 
 def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
-    """Set ``a.b.0.c`` in the raw mapping; the value is parsed as YAML (``1``, ``true``, ``[a, b]``)."""
+    """Set ``a.b.0.c`` in the raw mapping; the value is parsed as YAML (``1``, ``true``, ``[a, b]``),
+    or kept as the plain string when it is not YAML (a glob such as ``*.jsonl``).
+
+    Under ``spark.conf`` the rest of the key is one Spark setting (``spark.conf.spark.executor.memory``).
+    """
     steps = dotted.split(".")
+    if steps[:2] == ["spark", "conf"] and len(steps) > 2:
+        steps = steps[:2] + [".".join(steps[2:])]
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
     node: Any = raw
     for i, step in enumerate(steps):
         last = i == len(steps) - 1
@@ -143,15 +168,21 @@ def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
         else:
             raise ConfigError(f"{origin}: '{'.'.join(steps[:i])}' is not a section")
         if last:
-            node[key] = yaml.safe_load(value) if value.strip() else None
+            node[key] = parsed
         else:
             node = node[key]
 
 
-def _describe(exc: ValidationError) -> str:
+UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\])$")
+
+
+def _describe(exc: ValidationError, origins: Mapping[str, str]) -> str:
+    """One line per error naming the dotted key (pydantic's union-member tags left out) and, for
+    keys set by an override, where it came from."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in err["loc"] if not UNION_TAG.match(str(p))) or "(top level)"
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"config key '{key}': {message}")
+        origin = f" (from {origins[key]})" if key in origins else ""
+        lines.append(f"config key '{key}'{origin}: {message}")
     return "invalid config:\n  " + "\n  ".join(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from refinery import __version__
 
@@ -64,24 +65,37 @@ class Commit:
 def replace_rows(df: DataFrame, path: str, predicate: str, run: RunInfo, partition_by: list[str]) -> Commit:
     """Atomically replace the rows matching ``predicate`` with ``df`` (create the table if new).
 
-    Replacing by predicate is what makes a re-run idempotent: the rows a run owns (for ingest, the
-    rows of the files it read) are swapped in one commit, and every other row stays. Returns the
-    version and the number of rows the commit wrote, from Delta's own operation metrics.
+    Replacing by predicate is what makes a re-run idempotent: the rows a run owns are swapped in
+    one commit and every other row stays. Returns the commit's version and the rows it wrote.
     """
     spark = df.sparkSession
+    before = latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else -1
     writer = df.write.format("delta").option("userMetadata", run.user_metadata()).partitionBy(*partition_by)
-    before = last_commit(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
-    if before:
+    if before >= 0:
         writer = writer.mode("overwrite").option("replaceWhere", predicate)
     else:
         writer = writer.mode("append")
     writer.save(path)
-    after = last_commit(spark, path)
-    # Delta makes no commit when there is nothing to add and nothing to remove.
-    return Commit(path, after.version, 0) if before and after.version == before.version else after
+    return run_commit(spark, path, run, after=before)
 
 
-def last_commit(spark: SparkSession, path: str) -> Commit:
-    """The table's latest commit with the rows it wrote (``numOutputRows``)."""
-    last = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
-    return Commit(path, int(last.version), int((last.operationMetrics or {}).get("numOutputRows", 0)))
+def latest_version(spark: SparkSession, path: str) -> int:
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").first().version)
+
+
+def run_commit(spark: SparkSession, path: str, run: RunInfo, after: int) -> Commit:
+    """The commit this run made after version ``after``, found by its metadata (not "the latest",
+    which a concurrent writer may own), with the rows it wrote.
+
+    ``numOutputRows`` of an overwrite also counts rows Delta copied out of rewritten files, so
+    those are subtracted. Delta makes no commit when there is nothing to add or remove: 0 rows.
+    """
+    commit = (
+        DeltaTable.forPath(spark, path).history()
+        .where((F.col("version") > after) & (F.col("userMetadata") == run.user_metadata()))
+        .orderBy(F.desc("version")).select("version", "operationMetrics").first()
+    )
+    if commit is None:
+        return Commit(path, after, 0)
+    metrics = commit.operationMetrics or {}
+    return Commit(path, int(commit.version), int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0)))

@@ -11,6 +11,7 @@ import argparse
 import gzip
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args(argv)
     rng, out = random.Random(args.seed), Path(args.out)
+    if (out / "manifest.json").exists():  # a previous sample: replace it whole, never leave stale shards
+        shutil.rmtree(out)
 
     web, planted = web_records(rng)
     third = len(web) // 3

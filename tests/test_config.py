@@ -60,6 +60,14 @@ def test_env_then_cli_overrides(tmp_path):
     assert cfg.spark.shuffle_partitions == 8
 
 
+def test_override_values_globs_and_spark_conf(tmp_path):
+    path = write(tmp_path, BASE)
+    cfg = load_config(path, ["ingest.sources.0.path=*.jsonl", "spark.conf.spark.executor.memory=8g",
+                             "spark.conf.spark.sql.adaptive.enabled=true"], environ={})
+    assert cfg.ingest.sources[0].path == "*.jsonl"  # not YAML: kept as the string typed
+    assert cfg.spark.conf == {"spark.executor.memory": "8g", "spark.sql.adaptive.enabled": "true"}
+
+
 def test_override_errors_name_their_origin(tmp_path):
     path = write(tmp_path, BASE)
     with pytest.raises(ConfigError, match="env REFINERY_INGEST__SOURCES__5__PATH: 'ingest.sources.5' is not an index"):
@@ -68,6 +76,10 @@ def test_override_errors_name_their_origin(tmp_path):
         load_config(path, ["ingest.snippet_chars=many"], environ={})
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(path, ["ingest.snippet_chars"], environ={})
+    with pytest.raises(ConfigError, match=r"config key 'home' \(from env REFINERY_HOME\): unknown key"):
+        load_config(path, environ={"REFINERY_HOME": "/x"})
+    with pytest.raises(ConfigError, match=r"config key 'ingest.sources.0.fields.text': Input should be a valid string"):
+        load_config(path, ["ingest.sources.0.fields={text: 3}"], environ={})
 
 
 def test_unreadable_and_non_mapping_files(tmp_path):

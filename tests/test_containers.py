@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from udfs.ingest.containers import read_records, split_suffixes
+from udfs.ingest.containers import filesystem_for, read_records, split_suffixes
 from udfs.ingest.discovery import list_input_files
 
 LIMIT = 10_000
@@ -19,7 +19,8 @@ def zstd(data: bytes) -> bytes:
 
 
 def records(path, limit=LIMIT):
-    return list(read_records(str(path), limit))
+    fs, inner = filesystem_for(str(path))
+    return list(read_records(fs, inner, limit))
 
 
 def lines(*objs) -> bytes:
@@ -112,11 +113,72 @@ def test_parquet_rows_numbered(tmp_path):
 
 
 def test_discovery_directory_glob_and_file(tmp_path):
-    (tmp_path / "web" / "sub").mkdir(parents=True)
-    for name in ["web/b.jsonl.gz", "web/sub/a.parquet", "web/_SUCCESS", "web/.a.jsonl.crc", "web/notes.md"]:
+    for name in ["web/b.jsonl.gz", "web/sub/a.parquet", "web/sub/c.jsonl.gz", "web/_SUCCESS", "web/.a.jsonl.crc",
+                 "web/notes.md", "web/_temporary/0/part-0.jsonl", "web/.ipynb_checkpoints/x.jsonl", "web/_delta_log/0.json"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    assert [f.relpath for f in list_input_files(str(tmp_path / "web"))] == ["b.jsonl.gz", "sub/a.parquet"]
-    assert [f.relpath for f in list_input_files(str(tmp_path / "web" / "*.gz"))] == ["b.jsonl.gz"]
-    single = list_input_files(str(tmp_path / "web" / "b.jsonl.gz"))
-    assert [(f.relpath, f.path) for f in single] == [("b.jsonl.gz", str(tmp_path / "web" / "b.jsonl.gz"))]
-    assert list_input_files(str(tmp_path / "missing")) == []
+    web = tmp_path / "web"
+
+    def relpaths(location):
+        return [f.relpath for f in list_input_files(location)[1]]
+
+    assert relpaths(str(web)) == ["b.jsonl.gz", "sub/a.parquet", "sub/c.jsonl.gz"]
+    assert relpaths(f"{web}/*.gz") == ["b.jsonl.gz"]  # * stays inside one folder
+    assert relpaths(f"{web}/**/*.gz") == ["b.jsonl.gz", "sub/c.jsonl.gz"]
+    assert relpaths(f"{web}/sub/[ab].*") == ["a.parquet"]
+    _, single = list_input_files(str(web / "b.jsonl.gz"))
+    assert [(f.relpath, f.uri) for f in single] == [("b.jsonl.gz", str(web / "b.jsonl.gz"))]
+    _, globbed = list_input_files(f"{web}/sub/*.parquet")
+    assert [f.uri for f in globbed] == [f"{web}/sub/a.parquet"]
+    assert list_input_files(str(tmp_path / "missing"))[1] == []
+
+
+def test_one_line_array_records_have_distinct_ordinals(tmp_path):
+    path = tmp_path / "cot.json"
+    path.write_text(json.dumps([{"i": i} for i in range(5)]))
+    got = records(path)
+    assert [r.line for r in got] == [1] * 5 and [r.ordinal for r in got] == [1, 2, 3, 4, 5]
+
+
+def test_pretty_printed_array_recovers_at_element_depth(tmp_path):
+    rows = [{"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}]} for i in range(5)]
+    # A raw tab inside a string is invalid JSON; the nested turn objects must not be read as records.
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(rows, indent=2).replace('"q0"', '"q\t0"'))
+    got = records(path)
+    assert [r.value["conversations"][0]["value"] for r in got if r.error is None] == ["q1", "q2", "q3", "q4"]
+    assert [(r.line, r.error.split(":")[0]) for r in got if r.error] == [(2, "malformed JSON")]
+
+
+def test_one_line_array_with_broken_element_keeps_the_rest(tmp_path):
+    path = tmp_path / "flat.json"
+    path.write_text('[{"a":1},{"a":2 "b":3},{"a":3}, 7, {"a":4} {"a":5}]\n{"extra": true}')
+    got = records(path)
+    assert [r.value for r in got if r.error is None] == [{"a": 1}, {"a": 3}, 7, {"a": 4}, {"a": 5}]
+    errors = [r.error for r in got if r.error]
+    assert errors[0].startswith("malformed JSON") and errors[1] == "malformed JSON: expected ',' or ']' between array elements"
+    assert errors[2] == "malformed JSON: data after the closing ']' of the array"
+    assert len({r.ordinal for r in got}) == len(got)
+
+
+def test_pathological_values_are_rejected_per_record(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b'{"text": "a"}\n' + b"[" * 5000 + b"\n" + b'{"n": ' + b"9" * 5000 + b"}\n" + b'{"text": "b"}\n')
+    got = records(path, limit=100_000)
+    assert [r.value for r in got if r.error is None] == [{"text": "a"}, {"text": "b"}]
+    assert [r.line for r in got if r.error] == [2, 3]
+    assert all(r.error.startswith("malformed JSON") for r in got if r.error)
+
+
+def test_runaway_line_is_bounded_and_rejected(tmp_path):
+    path = tmp_path / "runaway.jsonl"
+    path.write_bytes(b'{"text": "' + b"x" * 3_000_000 + b'"}\n{"text": "after"}')
+    got = records(path, limit=1000)
+    assert got[0].error == "record too large: 3000012 bytes > max_record_bytes 1000" and len(got[0].raw) <= 1001
+    assert got[1].value == {"text": "after"} and got[1].line == 2
+
+
+def test_text_lines_strip_bom(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfFirst.\nSecond.\n")
+    assert [r.value["text"] for r in records(path)] == ["First.", "Second."]

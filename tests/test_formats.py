@@ -123,9 +123,10 @@ def test_reader_rows_locate_records_and_rejects(tmp_path):
     path = tmp_path / "mixed.jsonl"
     path.write_text(json.dumps({"text": "ok 中文"}, ensure_ascii=False) + "\n" + '{"text": "\\ud800 lone"}\n{"nope": 1}\n')
     spec = SourceSpec("web", "text", resolve_fields("text", {}), lang="zh", snippet_chars=10)
-    rows = list(file_rows(spec, str(path), "mixed.jsonl"))
+    rows = list(file_rows(spec, str(path), str(path), "mixed.jsonl"))
     assert rows[0]["text"] == "ok 中文" and rows[0]["lang"] == "zh" and rows[0]["source_line"] == 1
     assert rows[0]["doc_id"] == doc_id("web", "mixed.jsonl", 1) != doc_id("web", "mixed.jsonl", 2)
+    assert len(rows[0]["doc_id"]) == 32  # 128-bit
     assert rows[1]["reject_reason"].startswith("invalid Unicode in field 'text': lone surrogate")
     assert rows[2]["reject_reason"] == "missing field 'text'" and rows[2]["raw_snippet"] == '{"nope": 1'
 
@@ -133,5 +134,62 @@ def test_reader_rows_locate_records_and_rejects(tmp_path):
 def test_reader_reports_corrupt_compressed_file(tmp_path):
     path = tmp_path / "corrupt.jsonl.gz"
     path.write_bytes(b"\x1f\x8b\x08\x00not really gzip")
-    rows = list(file_rows(SourceSpec("web", "text", {"text": "text"}), str(path), "corrupt.jsonl.gz"))
+    rows = list(file_rows(SourceSpec("web", "text", {"text": "text"}), str(path), str(path), "corrupt.jsonl.gz"))
     assert len(rows) == 1 and rows[0]["reject_reason"].startswith("unreadable file")
+
+
+@pytest.mark.parametrize("fmt,record,reason", [
+    ("messages", {"messages": [{"role": "user", "content": [{"type": "text", "text": None}]},
+                               {"role": "assistant", "content": "x"}]}, "content is list, not text"),
+    ("messages", {"messages": [{"role": 3, "content": "x"}]}, "unknown role 3"),
+    ("messages", {"messages": ["hi", "there"]}, r"messages\[0\] is not an object"),
+    ("preference", {"prompt": "Q", "chosen": {"content": [{"text": 1}]}, "rejected": "r"}, "chosen: content is list"),
+    ("preference", {"prompt": {"odd": 1}, "chosen": "c", "rejected": "r"}, "not a non-empty list of turns"),
+    ("text", {"text": {"nested": None}}, "field 'text' is dict, not a string"),
+])
+def test_odd_shapes_are_record_errors_not_crashes(fmt, record, reason):
+    with pytest.raises(RecordError, match=reason):
+        adapt(record, fmt)
+
+
+@pytest.mark.parametrize("fmt,fields,message", [
+    ("text", {"text": ["text", "body"]}, "takes one path, not a list"),
+    ("instruction", {"prompt": []}, "needs non-empty path"),
+    ("sharegpt", {"messages": ["a", "b"]}, "takes one path"),
+    ("text", {"system": "sys"}, "format 'text' has no field"),
+    ("hh", {"system": "sys"}, "format 'hh' has no field"),
+])
+def test_field_mappings_that_cannot_work_fail_at_config_time(fmt, fields, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_fields(fmt, fields)
+
+
+def test_hh_transcript_without_leading_blank_line():
+    out = adapt({"chosen": "Human: What is 2+2?\n\nAssistant: 4.", "rejected": "Human: What is 2+2?\n\nAssistant: 5."}, "hh")
+    assert out["messages"] == [{"role": "user", "content": "What is 2+2?"}]
+    assert (out["chosen"], out["rejected"]) == ("4.", "5.")
+
+
+def test_parquet_types_without_json_equivalent_land_in_meta(tmp_path):
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"text": ["doc"], "ts": [datetime.datetime(2024, 1, 2, 3, 4, 5)],
+                             "price": [decimal.Decimal("1.50")], "blob": [b"\x00\x01"]}), path)
+    rows = list(file_rows(SourceSpec("pq", "text", {"text": "text"}), str(path), str(path), "typed.parquet"))
+    assert rows[0].get("reject_reason") is None
+    assert json.loads(rows[0]["meta"]) == {"blob": "b'\\x00\\x01'", "price": "1.50", "ts": "2024-01-02 03:04:05"}
+
+
+def test_batches_are_cut_by_size(tmp_path):
+    from udfs.ingest.reader import read_file_batches
+
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({"text": "x" * 1000}) + "\n" for _ in range(50)))
+    spec = SourceSpec("web", "text", {"text": "text"})
+    sizes = [b.num_rows for b in read_file_batches(spec, str(path), str(path), "big.jsonl", batch_bytes=10_000)]
+    assert sizes == [10] * 5

@@ -43,7 +43,7 @@ def test_every_file_reconciles(sample_run):
     _, result = sample_run
     assert all(f.records_in == f.written + f.rejected for f in result.files)
     assert sum(f.written for f in result.files) == result.docs.rows == 506
-    parquet = next(f for f in result.files if f.path.endswith(".parquet"))
+    parquet = next(f for f in result.files if f.uri.endswith(".parquet"))
     assert (parquet.records_in, parquet.rejected) == (64, 0)
     assert result.summary(1.0).records_in == result.docs.rows + result.rejects.rows
     assert result.problems() == []
@@ -78,6 +78,18 @@ def test_rerun_is_idempotent_and_leaves_other_sources_alone(spark, sample_corpus
     result = ingest.run(spark, only_hh, "third")
     assert result.docs.rows == 12 and read(spark, cfg.table("bronze/docs")).count() == len(before)
     assert [json.loads(c.userMetadata)["run_id"] for c in commits(spark, cfg.table("bronze/docs"))] == ["first", "second", "third"]
+
+
+def test_rerun_mirrors_the_source_files(spark, tmp_path):
+    folder = tmp_path / "web"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "from a"}\n')
+    (folder / "b.jsonl").write_text('{"text": "from b"}\n')
+    cfg = make_config(tmp_path, [{"name": "web", "path": str(folder), "format": "text"}])
+    ingest.run(spark, cfg, "both")
+    (folder / "b.jsonl").unlink()  # a shard withdrawn upstream leaves the source's partition
+    ingest.run(spark, cfg, "only-a")
+    assert [r.text for r in read(spark, cfg.table("bronze/docs")).collect()] == ["from a"]
 
 
 def test_rerun_replaces_what_a_changed_file_held(spark, tmp_path):
@@ -121,7 +133,9 @@ def test_every_kind_of_bad_input_goes_to_rejects(spark, tmp_path, bad_inputs):
     assert rejects[("lines.jsonl", 5)] == "empty field 'text'"
     assert rejects[("lines.jsonl", 6)].startswith("record too large: 312 bytes > max_record_bytes 200")
     assert rejects[("array.json", 2)] == "malformed JSON: trailing comma before ']'"
-    assert any(f == "corrupt.jsonl.gz" and reason.startswith("unreadable file") for (f, _), reason in rejects.items())
+    assert rejects[("corrupt.jsonl.gz", 0)].startswith("unreadable file")
+    assert [f.uri.rsplit("/", 1)[-1] for f in result.files if f.unreadable] == ["corrupt.jsonl.gz"]
+    assert any("1 unreadable file(s) > ingest.max_unreadable_files 0" in p for p in result.problems())
     texts = sorted(r.text for r in read(spark, cfg.table("bronze/docs")).collect())
     assert texts[:2] == ["a good document", "fine"]
     snippets = read(spark, cfg.table("bronze/rejects")).where("source_line = 3").first().raw_snippet
@@ -136,6 +150,7 @@ def test_cli_exit_code_follows_reject_rate(spark, tmp_path, bad_inputs, capsys, 
     err = capsys.readouterr().err
     assert "source 'bad' reject rate" in err and "> ingest.max_reject_rate 5.0%" in err
     monkeypatch.setenv("REFINERY_INGEST__MAX_REJECT_RATE", "0.9")
+    monkeypatch.setenv("REFINERY_INGEST__MAX_UNREADABLE_FILES", "1")
     assert cli.main(["run", "--config", str(config), "--run-id", "lenient"]) == 0
     out = capsys.readouterr().out
     assert "in = written + rejected, per file" in out and "bronze/docs@v1" in out

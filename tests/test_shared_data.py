@@ -47,11 +47,13 @@ def written(result, source):
 
 
 def test_alpaca_cot_counts_match_plain_json(shared_run, shared_data):
-    result, _, _ = shared_run
+    result, docs, _ = shared_run
     rows = [r for f in sorted((shared_data / "alpaca_cot").glob("*.json")) for r in json.loads(f.read_text())]
     assert len(rows) == 6915 + 7112 + 1084
     assert written(result, "alpaca_cot") == sum(non_empty(r["instruction"], r["output"]) for r in rows)
     assert result.by_source()["alpaca_cot"][0] == len(rows)
+    cot = docs.where("source = 'alpaca_cot'")  # one-line JSON arrays: every record on line 1
+    assert cot.select("doc_id").distinct().count() == cot.count() == written(result, "alpaca_cot")
 
 
 def test_malformed_alpaca_zh_keeps_its_records_and_flags_the_fault(shared_run, shared_data):

@@ -2,17 +2,20 @@
 
 A container knows how records are laid out in a file (JSON lines, one JSON array, plain text
 lines, Parquet) and nothing about what a record means. Every record comes out with the 1-based
-line (Parquet: row) where it starts, so a reject can point a person at the exact place; a record
-that cannot even be parsed comes out with the reason instead of a value, never silently skipped.
+line (Parquet: row) where it starts, so a reject can point a person at the exact place, and with
+its ordinal in the file, which identifies it even when many records share a line (a one-line JSON
+array). A record that cannot be parsed comes out with the reason instead of a value: one bad
+record never costs the records around it.
 
-Files are opened through ``pyarrow.fs`` so the same code reads local paths, ``s3://``/``s3a://``,
-``gs://`` and ``hdfs://`` on executors, and gzip / zstd / bz2 are decompressed as a stream.
+Files are opened through a ``pyarrow.fs`` filesystem, so the same code reads local paths, S3, GCS
+and HDFS on executors, and gzip / zstd / bz2 are decompressed as a stream.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -21,25 +24,39 @@ import pyarrow.parquet as pq
 
 COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
 READ_BUFFER = 1 << 20
+BOM = b"\xef\xbb\xbf"
+JSON_WS = " \t\r\n"
+STRUCTURE = re.compile(r'["{}\[\]]')
+STRING_BODY = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+SCALAR_END = re.compile(r"[,\]\s]")
 
 
 @dataclass(frozen=True)
 class RawRecord:
-    """One record as found in a file: parsed ``value``, or ``error`` saying why it could not be."""
+    """One record as found in a file: parsed ``value``, or ``error`` saying why it could not be.
+
+    ``raw`` is the record's bytes where the container has them; Parquet rows have none (they
+    are re-encoded only if the record is rejected).
+    """
 
     line: int
+    ordinal: int
     raw: bytes
     value: Any = None
     error: str | None = None
 
 
-def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
-    """Resolve a path or URI to a pyarrow filesystem; Hadoop's ``s3a://`` is plain S3 here."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
-    if uri.startswith("s3a://"):
-        uri = "s3://" + uri[len("s3a://"):]
-    return pafs.FileSystem.from_uri(uri)
+def filesystem_for(location: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and in-filesystem path of a local path or URI.
+
+    Hadoop's ``s3a://`` is plain S3 to pyarrow; credentials come from the standard AWS chain
+    (environment, instance profile), not from ``spark.hadoop.fs.s3a.*`` settings.
+    """
+    if "://" not in location:
+        return pafs.LocalFileSystem(), os.path.abspath(location)
+    if location.startswith("s3a://"):
+        location = "s3://" + location[len("s3a://"):]
+    return pafs.FileSystem.from_uri(location)
 
 
 def split_suffixes(path: str) -> tuple[str, str | None]:
@@ -54,127 +71,189 @@ def split_suffixes(path: str) -> tuple[str, str | None]:
     return (name[dot:] if dot >= 0 else ""), compression
 
 
-def read_records(uri: str, max_record_bytes: int) -> Iterator[RawRecord]:
+def read_records(fs: pafs.FileSystem, path: str, max_record_bytes: int) -> Iterator[RawRecord]:
     """Yield every record of a file, choosing the container from the file name."""
-    suffix, compression = split_suffixes(uri)
-    fs, path = filesystem_for(uri)
+    suffix, compression = split_suffixes(path)
     if suffix == ".parquet":
         with fs.open_input_file(path) as handle:
-            yield from parquet_records(handle)
+            yield from parquet_records(handle, max_record_bytes)
         return
     with fs.open_input_stream(path, compression=compression) as stream:
         reader = io.BufferedReader(stream, READ_BUFFER)
-        if suffix == ".txt":
-            yield from text_line_records(reader, max_record_bytes)
-        elif suffix == ".json" and _starts_with_array(reader):
+        if suffix == ".json" and _starts_with_array(reader):
             yield from json_array_records(reader.read(), max_record_bytes)
         else:
-            yield from json_line_records(reader, max_record_bytes)
+            yield from line_records(reader, max_record_bytes, as_json=suffix != ".txt")
 
 
 def _starts_with_array(reader: io.BufferedReader) -> bool:
     """A ``.json`` file is either one JSON array or JSON lines; peek at its first real byte."""
-    head = reader.peek(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = reader.peek(4096).removeprefix(BOM).lstrip(JSON_WS.encode())
     return head[:1] == b"["
 
 
-def _oversized(line: int, raw: bytes, limit: int) -> RawRecord | None:
-    if len(raw) > limit:
-        return RawRecord(line, raw, error=f"record too large: {len(raw)} bytes > max_record_bytes {limit}")
-    return None
+def bounded_lines(reader: io.BufferedReader, limit: int) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, content, content length) per line, never holding more than ``limit + 1`` bytes.
+
+    A line over the limit is drained in chunks and its content comes back truncated, with its true
+    length, so one runaway line (a file without newlines) cannot exhaust an executor's memory.
+    """
+    number = 0
+    while True:
+        raw = reader.readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        length, tail = len(raw), raw
+        while not tail.endswith(b"\n") and length > limit:
+            tail = reader.readline(READ_BUFFER)
+            if not tail:
+                break
+            length += len(tail)
+        if tail.endswith(b"\n"):
+            length -= 1
+        if number == 1 and raw.startswith(BOM):
+            raw, length = raw[len(BOM):], length - len(BOM)
+        yield number, raw.rstrip(b"\r\n"), length
 
 
-def _decode(line: int, raw: bytes) -> tuple[str | None, RawRecord | None]:
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        return None, RawRecord(line, raw, error=f"invalid UTF-8 at byte {exc.start}")
+def line_records(reader: io.BufferedReader, max_record_bytes: int, as_json: bool) -> Iterator[RawRecord]:
+    """JSON lines (one object per line), or plain text (one document per line).
 
-
-def json_line_records(lines: Iterator[bytes], max_record_bytes: int) -> Iterator[RawRecord]:
-    """JSON lines: one object per line; blank lines carry no record and are skipped."""
-    for number, raw in enumerate(lines, start=1):
-        raw = raw.rstrip(b"\r\n")
-        if number == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
+    Blank lines carry no record and are skipped; every other line is a record or a reject.
+    """
+    for number, raw, length in bounded_lines(reader, max_record_bytes):
         if not raw.strip():
             continue
-        problem = _oversized(number, raw, max_record_bytes)
-        text, bad_utf8 = (None, problem) if problem else _decode(number, raw)
-        if bad_utf8:
-            yield bad_utf8
+        if length > max_record_bytes:
+            yield RawRecord(number, number, raw, error=_too_large(length, max_record_bytes))
             continue
         try:
-            yield RawRecord(number, raw, value=json.loads(text))
-        except json.JSONDecodeError as exc:
-            yield RawRecord(number, raw, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
-
-
-def text_line_records(lines: Iterator[bytes], max_record_bytes: int) -> Iterator[RawRecord]:
-    """Plain text, one document per line (a Wikipedia dump, a list of prompts)."""
-    for number, raw in enumerate(lines, start=1):
-        raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield RawRecord(number, number, raw, error=f"invalid UTF-8 at byte {exc.start}")
             continue
-        problem = _oversized(number, raw, max_record_bytes)
-        text, bad_utf8 = (None, problem) if problem else _decode(number, raw)
-        yield bad_utf8 or RawRecord(number, raw, value={"text": text})
+        if not as_json:
+            yield RawRecord(number, number, raw, value={"text": text})
+            continue
+        value, error = parse_json(text)
+        yield RawRecord(number, number, raw, value=value, error=error)
+
+
+def parse_json(text: str) -> tuple[Any, str | None]:
+    """Parse one JSON value; any failure (syntax, 1000-deep nesting, huge integers) is a reason."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+    except (ValueError, RecursionError) as exc:
+        return None, f"malformed JSON: {type(exc).__name__}: {str(exc)[:120]}"
 
 
 def json_array_records(data: bytes, max_record_bytes: int) -> Iterator[RawRecord]:
     """One JSON array of records (Alpaca style), parsed element by element.
 
-    Parsing each element on its own gives every record its line and lets a structural fault (a
-    trailing comma, a truncated file, one broken element) cost only the elements it touches: the
-    fault itself becomes one reject and the parser resumes at the next element that starts a line.
-    Bytes that are not UTF-8 are carried as surrogate escapes so only the records holding them fail.
+    Parsing each element on its own gives every record its line, and a fault costs only what it
+    touches: a broken element is skipped to its matching close bracket (string- and depth-aware),
+    a missing comma or a trailing comma is one reject, and parsing resumes at the next element.
+    Bytes that are not UTF-8 ride along as surrogate escapes so only the records holding them fail.
     """
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    lines = _LineIndex(text)
     decoder = json.JSONDecoder()
-    newline_index = _LineIndex(text)
     pos = _skip_ws(text, text.index("[") + 1)
+    ordinal = 0
     while pos < len(text) and text[pos] != "]":
-        line = newline_index.line_of(pos)
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            resume = _next_element_start(text, pos + 1)
-            span = text[pos:resume if resume > 0 else len(text)]
-            yield RawRecord(line, _encode(span), error=f"malformed JSON: {exc.msg} at line {newline_index.line_of(exc.pos)}")
-            if resume < 0:
-                return
-            pos = resume
-            continue
-        try:
-            raw, invalid = text[pos:end].encode("utf-8"), None
-        except UnicodeEncodeError:  # surrogate escapes stand for bytes that were not UTF-8
-            raw, invalid = _encode(text[pos:end]), "invalid UTF-8 inside record"
-        problem = _oversized(line, raw, max_record_bytes)
-        yield problem or RawRecord(line, raw, value=None if invalid else value, error=invalid)
+        ordinal += 1
+        record, end = _array_element(text, pos, decoder, lines.line_of(pos), ordinal, max_record_bytes)
+        yield record
         pos = _skip_ws(text, end)
-        if pos < len(text) and text[pos] == ",":
+        if pos >= len(text) or text[pos] == "]":
+            break
+        if text[pos] == ",":
             after = _skip_ws(text, pos + 1)
             if after < len(text) and text[after] == "]":
-                yield RawRecord(newline_index.line_of(pos), b",", error="malformed JSON: trailing comma before ']'")
+                ordinal += 1
+                yield RawRecord(lines.line_of(pos), ordinal, b",", error="malformed JSON: trailing comma before ']'")
             pos = after
-        elif pos < len(text) and text[pos] != "]":
-            resume = _next_element_start(text, pos)
-            yield RawRecord(newline_index.line_of(pos), _encode(text[pos:pos + 80]),
+        else:
+            ordinal += 1
+            yield RawRecord(lines.line_of(pos), ordinal, _encode(text[pos:pos + 80]),
                             error="malformed JSON: expected ',' or ']' between array elements")
-            if resume < 0:
-                return
-            pos = resume
     if pos >= len(text):
-        yield RawRecord(newline_index.line_of(len(text) - 1), b"", error="malformed JSON: array is not closed")
+        yield RawRecord(lines.line_of(len(text) - 1), ordinal + 1, b"", error="malformed JSON: array is not closed")
+    elif text[pos + 1:].strip(JSON_WS):
+        tail = _skip_ws(text, pos + 1)
+        yield RawRecord(lines.line_of(tail), ordinal + 1, _encode(text[tail:tail + 80]),
+                        error="malformed JSON: data after the closing ']' of the array")
 
 
-def parquet_records(handle: Any) -> Iterator[RawRecord]:
-    """Parquet rows as dicts; the 1-based row number stands in for the line."""
+def _array_element(
+    text: str, pos: int, decoder: json.JSONDecoder, line: int, ordinal: int, limit: int
+) -> tuple[RawRecord, int]:
+    """The element starting at ``pos`` as a record, and where it ends."""
+    try:
+        value, end = decoder.raw_decode(text, pos)
+        error = None
+    except (ValueError, RecursionError):
+        end = _element_end(text, pos)
+        value, error = parse_json(text[pos:end])
+    span = text[pos:end]
+    try:
+        raw = span.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes stand for bytes that were not UTF-8
+        return RawRecord(line, ordinal, _encode(span), error="invalid UTF-8 inside record"), end
+    if len(raw) > limit:
+        return RawRecord(line, ordinal, raw, error=_too_large(len(raw), limit)), end
+    return RawRecord(line, ordinal, raw, value=value, error=error), end
+
+
+def _element_end(text: str, pos: int) -> int:
+    """End (exclusive) of the array element starting at ``pos``, found without parsing it.
+
+    Objects and arrays end at their matching bracket (brackets inside strings do not count);
+    scalars end before the next ``,``, ``]`` or whitespace. An element that never closes runs to
+    the end of the text.
+    """
+    if text[pos] not in "{[":
+        if text[pos] == '"':
+            match = STRING_BODY.match(text, pos)
+            return match.end() if match else len(text)
+        match = SCALAR_END.search(text, pos)
+        return match.start() if match else len(text)
+    depth, i = 0, pos
+    while True:
+        match = STRUCTURE.search(text, i)
+        if match is None:
+            return len(text)
+        ch, i = match.group(), match.start()
+        if ch == '"':
+            string = STRING_BODY.match(text, i)
+            if string is None:
+                return len(text)
+            i = string.end()
+            continue
+        depth += 1 if ch in "{[" else -1
+        i += 1
+        if depth == 0:
+            return i
+
+
+def parquet_records(handle: Any, max_record_bytes: int) -> Iterator[RawRecord]:
+    """Parquet rows as dicts; the 1-based row number is both line and ordinal.
+
+    A row's size is the size of its string and binary values, so the limit means the same as for
+    JSON without re-encoding every row.
+    """
     number = 0
     for batch in pq.ParquetFile(handle).iter_batches(batch_size=4096):
         for row in batch.to_pylist():
             number += 1
-            yield RawRecord(number, json.dumps(row, ensure_ascii=False, default=str).encode(), value=row)
+            size = sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
+            if size > max_record_bytes:
+                yield RawRecord(number, number, b"", value=row, error=_too_large(size, max_record_bytes))
+            else:
+                yield RawRecord(number, number, b"", value=row)
 
 
 class _LineIndex:
@@ -191,22 +270,14 @@ class _LineIndex:
         return self._line
 
 
+def _too_large(size: int, limit: int) -> str:
+    return f"record too large: {size} bytes > max_record_bytes {limit}"
+
+
 def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
+    while pos < len(text) and text[pos] in JSON_WS:
         pos += 1
     return pos
-
-
-def _next_element_start(text: str, pos: int) -> int:
-    """Offset of the next line that opens an object (``{`` after indentation), or -1."""
-    while True:
-        nl = text.find("\n", pos)
-        if nl < 0:
-            return -1
-        start = _skip_ws(text, nl + 1)
-        if start < len(text) and text[start] == "{":
-            return start
-        pos = nl + 1
 
 
 def _encode(span: str) -> bytes:

@@ -12,7 +12,7 @@ ROLES = {
     "tool": "tool", "function": "tool", "observation": "tool",
 }
 
-HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")  # copies that strip whitespace lose the first \n\n
 HH_ROLES = {"Human": "user", "Assistant": "assistant"}
 HH_ASSISTANT = "\n\nAssistant:"
 
@@ -26,7 +26,9 @@ def turn_text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        return "".join(p.get("text", "") for p in content if p.get("type", "text") == "text")
+        texts = [p.get("text") for p in content if p.get("type", "text") == "text"]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)
     raise RecordError(f"{where}: content is {type(content).__name__}, not text")
 
 

@@ -15,14 +15,21 @@ from typing import Any, Callable, Mapping
 from udfs.ingest.conversations import RecordError, parse_turns, split_hh_pair, turn_text
 
 Fields = Mapping[str, "str | list[str]"]
-OPTIONAL_TARGETS = {"system", "lang"}
 
 
 @dataclass(frozen=True)
 class Format:
+    """A layout: the kind it yields, its adapter, default field paths and the targets it accepts.
+
+    ``optional`` targets may be mapped but need not be present; only ``joined`` targets take a
+    list of paths.
+    """
+
     kind: str
     adapter: Callable[[dict, Fields], dict]
     defaults: dict[str, str | list[str]]
+    optional: frozenset[str] = frozenset({"lang"})
+    joined: frozenset[str] = frozenset()
 
 
 def lookup(record: Any, path: str) -> Any:
@@ -144,15 +151,17 @@ def hh_record(record: dict, fields: Fields) -> dict:
     return {"prompt": turns[-1]["content"], "messages": turns, "chosen": chosen, "rejected": rejected}
 
 
-INSTRUCTION = Format("sft", instruction_record, {"prompt": ["instruction", "input"], "response": "output"})
+WITH_SYSTEM = frozenset({"lang", "system"})
+INSTRUCTION = Format("sft", instruction_record, {"prompt": ["instruction", "input"], "response": "output"},
+                     WITH_SYSTEM, frozenset({"prompt", "response"}))
 PREFERENCE_FIELDS = {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"}
 
 FORMATS: dict[str, Format] = {
     "text": Format("pretrain", text_record, {"text": "text"}),
     "instruction": INSTRUCTION,
     "alpaca": INSTRUCTION,
-    "sharegpt": Format("sft", chat_record, {"messages": "conversations", "system": "system"}),
-    "messages": Format("sft", chat_record, {"messages": "messages", "system": "system"}),
+    "sharegpt": Format("sft", chat_record, {"messages": "conversations", "system": "system"}, WITH_SYSTEM),
+    "messages": Format("sft", chat_record, {"messages": "messages", "system": "system"}, WITH_SYSTEM),
     "preference": Format("preference", preference_record, PREFERENCE_FIELDS),
     "sharegpt_preference": Format("preference", preference_record, {**PREFERENCE_FIELDS, "prompt": "conversations"}),
     "hh": Format("preference", hh_record, {"chosen": "chosen", "rejected": "rejected"}),
@@ -160,12 +169,22 @@ FORMATS: dict[str, Format] = {
 
 
 def resolve_fields(fmt: str, overrides: Fields) -> dict[str, str | list[str]]:
-    """The format's default field paths with the source's overrides applied (unknown targets fail)."""
-    defaults = FORMATS[fmt].defaults
-    unknown = set(overrides) - set(defaults) - OPTIONAL_TARGETS
+    """The format's default field paths with the source's overrides applied.
+
+    Checked here, at config time, so a mapping that cannot work fails before any record is read:
+    unknown targets, lists where one path is expected, empty paths.
+    """
+    spec = FORMATS[fmt]
+    targets = set(spec.defaults) | spec.optional
+    unknown = set(overrides) - targets
     if unknown:
-        raise ValueError(f"format '{fmt}' has no field(s) {sorted(unknown)}; it maps {sorted(set(defaults) | OPTIONAL_TARGETS)}")
-    return {**defaults, **overrides}
+        raise ValueError(f"format '{fmt}' has no field(s) {sorted(unknown)}; it maps {sorted(targets)}")
+    for target, paths in overrides.items():
+        if isinstance(paths, list) and target not in spec.joined:
+            raise ValueError(f"field '{target}' of format '{fmt}' takes one path, not a list")
+        if not paths or any(not isinstance(p, str) or not p.strip() for p in ([paths] if isinstance(paths, str) else paths)):
+            raise ValueError(f"field '{target}' needs non-empty path(s), got {paths!r}")
+    return {**spec.defaults, **overrides}
 
 
 def canonical_fields(record: Any, fmt: str, fields: Fields) -> dict:
@@ -196,4 +215,5 @@ def leftover_meta(record: dict, fields: Fields) -> str | None:
     """
     used = {p for v in fields.values() for p in ([v] if isinstance(v, str) else v) if "." not in p}
     rest = {k: v for k, v in record.items() if k not in used}
-    return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else None
+    # default=str: Parquet rows carry timestamps, decimals and bytes that JSON has no type for.
+    return json.dumps(rest, ensure_ascii=False, sort_keys=True, default=str) if rest else None

@@ -1,16 +1,18 @@
 """Read whole files into canonical Arrow batches: records and rejects, each with its locator.
 
 This is the body of the ingest stage's ``mapInArrow``: Spark hands it batches of file rows
-(``source``, ``path``, ``relpath``) and it streams every file, so a file is read by exactly one
-task and never passes through the driver.
+(``source``, ``path``, ``uri``, ``relpath``) and it streams every file, so a file is read by exactly
+one task and never passes through the driver.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from udfs.ingest.containers import RawRecord, read_records
 from udfs.ingest.conversations import RecordError
@@ -18,6 +20,8 @@ from udfs.ingest.formats import canonical_fields
 from udfs.schema import INGEST_OUTPUT_SCHEMA
 
 BATCH_ROWS = 2048
+BATCH_BYTES = 256 << 20  # well under Arrow's 2 GiB per string column, whatever the record sizes
+UNREADABLE = "unreadable file"
 STRING_COLUMNS = ("text", "prompt", "response", "chosen", "rejected", "meta", "lang")
 
 
@@ -31,12 +35,16 @@ class SourceSpec:
     lang: str | None = None
     max_record_bytes: int = 1_000_000
     snippet_chars: int = 200
+    filesystem: pafs.FileSystem = field(default_factory=pafs.LocalFileSystem)
 
 
-def doc_id(source: str, relpath: str, line: int) -> str:
-    """Stable id from the source name and the record's place in it, independent of the lake root."""
-    key = f"{source}\x1f{relpath}\x1f{line}".encode()
-    return hashlib.blake2b(key, digest_size=8).hexdigest()
+def doc_id(source: str, relpath: str, ordinal: int) -> str:
+    """Stable id from the source name and the record's place in it (not the lake or raw-data root).
+
+    128 bits: at 10^10 documents the chance of any collision is about 10^-19.
+    """
+    key = f"{source}\x1f{relpath}\x1f{ordinal}".encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 def snippet(raw: bytes, chars: int) -> str:
@@ -44,32 +52,44 @@ def snippet(raw: bytes, chars: int) -> str:
     return raw[: chars * 4].decode("utf-8", errors="backslashreplace")[:chars]
 
 
-def file_rows(spec: SourceSpec, path: str, relpath: str) -> Iterator[dict]:
-    """One output row per record of the file: canonical fields, or a reject reason and snippet."""
+def file_rows(spec: SourceSpec, path: str, uri: str, relpath: str) -> Iterator[dict]:
+    """One output row per record of the file: canonical fields, or a reject reason and snippet.
+
+    Records fail one by one; only a file that cannot be opened or decompressed ends early, with an
+    ``unreadable file`` reject after whatever it yielded.
+    """
     try:
-        records: Iterable[RawRecord] = read_records(path, spec.max_record_bytes)
-        for raw in records:
-            yield _row(spec, path, relpath, raw)
-    except (OSError, ValueError) as exc:  # unreadable or corrupt file (bad gzip stream, not Parquet)
-        yield _reject(spec, path, 0, f"unreadable file: {type(exc).__name__}: {exc}", b"")
+        for raw in read_records(spec.filesystem, path, spec.max_record_bytes):
+            yield _row(spec, uri, relpath, raw)
+    except (OSError, ValueError) as exc:  # bad gzip stream, truncated zstd, not a Parquet file
+        yield _reject(spec, uri, 0, f"{UNREADABLE}: {type(exc).__name__}: {exc}", b"")
 
 
-def _row(spec: SourceSpec, path: str, relpath: str, raw: RawRecord) -> dict:
+def _row(spec: SourceSpec, uri: str, relpath: str, raw: RawRecord) -> dict:
     if raw.error:
-        return _reject(spec, path, raw.line, raw.error, raw.raw)
+        return _reject(spec, uri, raw.line, raw.error, _raw_bytes(raw))
     try:
         fields = canonical_fields(raw.value, spec.format, spec.fields)
         _check_encodable(fields)
     except RecordError as exc:
-        return _reject(spec, path, raw.line, str(exc), raw.raw)
+        return _reject(spec, uri, raw.line, str(exc), _raw_bytes(raw))
+    except Exception as exc:  # noqa: BLE001 - one odd record must never kill the task
+        return _reject(spec, uri, raw.line, f"unexpected {type(exc).__name__}: {exc}", _raw_bytes(raw))
     fields["lang"] = fields["lang"] or spec.lang
     return {
         **fields,
-        "doc_id": doc_id(spec.name, relpath, raw.line),
+        "doc_id": doc_id(spec.name, relpath, raw.ordinal),
         "source": spec.name,
-        "source_file": path,
+        "source_file": uri,
         "source_line": raw.line,
     }
+
+
+def _raw_bytes(raw: RawRecord) -> bytes:
+    """The record's bytes for a snippet; Parquet rows are encoded only now, when rejected."""
+    if raw.raw or raw.value is None:
+        return raw.raw
+    return json.dumps(raw.value, ensure_ascii=False, default=str).encode()
 
 
 def _reject(spec: SourceSpec, path: str, line: int, reason: str, raw: bytes) -> dict:
@@ -94,20 +114,24 @@ def _check_encodable(fields: dict) -> None:
             raise RecordError(f"invalid Unicode in field '{name}': lone surrogate {exc.object[exc.start]!r}") from None
 
 
-def read_file_batches(spec: SourceSpec, path: str, relpath: str, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file."""
+def read_file_batches(
+    spec: SourceSpec, path: str, uri: str, relpath: str, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
+) -> Iterator[pa.RecordBatch]:
+    """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file, cut by row count or by text size."""
     rows: list[dict] = []
-    for row in file_rows(spec, path, relpath):
+    size = 0
+    for row in file_rows(spec, path, uri, relpath):
         rows.append(row)
-        if len(rows) >= batch_rows:
+        size += len(row.get("text") or "") + len(row.get("raw_snippet") or "")
+        if len(rows) >= batch_rows or size >= batch_bytes:
             yield pa.RecordBatch.from_pylist(rows, schema=INGEST_OUTPUT_SCHEMA)
-            rows = []
+            rows, size = [], 0
     if rows:
         yield pa.RecordBatch.from_pylist(rows, schema=INGEST_OUTPUT_SCHEMA)
 
 
 def read_file_table_batches(batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec]) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: input batches list files (``source``, ``path``, ``relpath``)."""
+    """``mapInArrow`` body: input batches list files (``source``, ``path``, ``uri``, ``relpath``)."""
     for batch in batches:
         for file in batch.to_pylist():
-            yield from read_file_batches(specs[file["source"]], file["path"], file["relpath"])
+            yield from read_file_batches(specs[file["source"]], file["path"], file["uri"], file["relpath"])
