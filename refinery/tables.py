@@ -62,11 +62,15 @@ class Commit:
     rows: int
 
 
-def replace_rows(df: DataFrame, path: str, predicate: str, run: RunInfo, partition_by: list[str]) -> Commit:
+def replace_rows(
+    df: DataFrame, path: str, predicate: str, run: RunInfo, partition_by: list[str],
+    properties: dict[str, str] | None = None,
+) -> Commit:
     """Atomically replace the rows matching ``predicate`` with ``df`` (create the table if new).
 
     Replacing by predicate is what makes a re-run idempotent: the rows a run owns are swapped in
-    one commit and every other row stays. Returns the commit's version and the rows it wrote.
+    one commit and every other row stays. ``properties`` (``delta.*``) are set when the table is
+    created. Returns the commit's version and the rows it wrote.
     """
     spark = df.sparkSession
     before = latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else -1
@@ -74,7 +78,7 @@ def replace_rows(df: DataFrame, path: str, predicate: str, run: RunInfo, partiti
     if before >= 0:
         writer = writer.mode("overwrite").option("replaceWhere", predicate)
     else:
-        writer = writer.mode("append")
+        writer = writer.mode("append").options(**(properties or {}))
     writer.save(path)
     return run_commit(spark, path, run, after=before)
 

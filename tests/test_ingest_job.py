@@ -37,6 +37,7 @@ def test_sample_corpus_lands_in_bronze(spark, sample_run, sample_corpus):
     assert result.rejects.rows == manifest["web_bad_lines"] + 2  # the alpaca empty output, the unanswered chat
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{cfg.table('bronze/docs')}`").first()
     assert detail.partitionColumns == ["source"] and detail.format == "delta"
+    assert detail.properties["delta.dataSkippingStatsColumns"].startswith("doc_id,")
 
 
 def test_every_file_reconciles(sample_run):

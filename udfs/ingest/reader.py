@@ -115,12 +115,19 @@ def _check_encodable(fields: dict) -> None:
 
 
 def read_file_batches(
-    spec: SourceSpec, path: str, uri: str, relpath: str, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
+    spec: SourceSpec, path: str, uri: str, relpath: str, rejects_only: bool = False,
+    batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[pa.RecordBatch]:
-    """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file, cut by row count or by text size."""
+    """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file, cut by row count or by text size.
+
+    ``rejects_only`` still parses every record but emits only the rejects, so a pass that writes
+    the rejects table does not ship the whole corpus to the JVM again.
+    """
     rows: list[dict] = []
     size = 0
     for row in file_rows(spec, path, uri, relpath):
+        if rejects_only and row.get("reject_reason") is None:
+            continue
         rows.append(row)
         size += len(row.get("text") or "") + len(row.get("raw_snippet") or "")
         if len(rows) >= batch_rows or size >= batch_bytes:
@@ -130,8 +137,10 @@ def read_file_batches(
         yield pa.RecordBatch.from_pylist(rows, schema=INGEST_OUTPUT_SCHEMA)
 
 
-def read_file_table_batches(batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec]) -> Iterator[pa.RecordBatch]:
+def read_file_table_batches(
+    batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec], rejects_only: bool = False
+) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: input batches list files (``source``, ``path``, ``uri``, ``relpath``)."""
     for batch in batches:
         for file in batch.to_pylist():
-            yield from read_file_batches(specs[file["source"]], file["path"], file["uri"], file["relpath"])
+            yield from read_file_batches(specs[file["source"]], file["path"], file["uri"], file["relpath"], rejects_only)
