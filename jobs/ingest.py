@@ -33,7 +33,7 @@ from udfs.schema import INGEST_OUTPUT_SCHEMA, RECORD_SCHEMA, REJECT_SCHEMA
 DOCS_TABLE = "bronze/docs"
 REJECTS_TABLE = "bronze/rejects"
 # Data-skipping stats only where later stages filter: min/max of long text columns never prune a
-# file and cost a third of the write time.
+# file and cost write time (2.0 s -> 1.5 s for 300 MB in scripts/bench_ingest.py's data).
 DOCS_PROPERTIES = {"delta.dataSkippingStatsColumns": "doc_id,kind,source_file,source_line,lang"}
 FILES_SCHEMA = StructType([StructField(n, StringType()) for n in ("source", "path", "uri", "relpath")])
 
