@@ -1,12 +1,13 @@
 """Ingest stage: raw files -> ``bronze/docs`` and ``bronze/rejects`` (Delta, partitioned by source).
 
 Each input file is read by one Spark task (``mapInArrow`` over the file list), so files never pass
-through the driver. Two streaming passes, no cache: the first writes the records, the second parses
-again but ships only the rejects. Re-parsing costs CPU; caching a corpus costs executor memory and
-disk on the order of the corpus itself, which does not scale. Each run replaces the partitions of
-the sources it reads, in one commit per table: a re-run is idempotent, and a source's partition
-always mirrors its current files. Counts reconcile per file (in = written + rejected, read back
-from the committed versions), and the totals must equal what Delta's commits report writing.
+through the driver. Two streaming passes, no cache of the corpus: the first writes the records, the
+second parses again but ships only the rejects and, per file, how many records it saw. Re-parsing
+costs CPU; caching a corpus costs executor memory and disk on the order of the corpus itself, which
+does not scale. Each run replaces the partitions of the sources it reads, in one commit per table:
+a re-run is idempotent, and a source's partition always mirrors its current files. Counts reconcile
+per file: records seen = written (read back from the committed version) + rejected, so a read that
+failed in one pass or a file that changed between them stops the stage instead of losing rows.
 
 Run it with ``refinery ingest --config conf/local.yaml`` or
 ``spark-submit ... jobs/ingest.py --config conf/cluster.yaml``.
@@ -15,9 +16,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from functools import partial
 
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import LongType, StringType, StructField, StructType
@@ -27,8 +27,8 @@ from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows, sql_string
 from udfs.ingest.discovery import list_input_files
 from udfs.ingest.formats import resolve_fields
-from udfs.ingest.reader import UNREADABLE, SourceSpec, read_file_table_batches
-from udfs.schema import INGEST_OUTPUT_SCHEMA, RECORD_SCHEMA, REJECT_SCHEMA
+from udfs.ingest.reader import UNREADABLE, SourceSpec, files_mapper, read_file_batches, tally_file
+from udfs.schema import INGEST_OUTPUT_SCHEMA, INGEST_TALLY_SCHEMA, RECORD_SCHEMA, REJECT_SCHEMA
 
 DOCS_TABLE = "bronze/docs"
 REJECTS_TABLE = "bronze/rejects"
@@ -127,23 +127,27 @@ def discover(cfg: Config) -> tuple[dict[str, SourceSpec], list[tuple[str, str, s
 
 
 def sources_predicate(specs: dict[str, SourceSpec]) -> str:
-    """The rows a run owns in both tables: the partitions of the sources it reads."""
+    """The rows a run owns: the partitions of the sources it reads."""
     return f"source IN ({', '.join(sql_string(name) for name in specs)})"
 
 
 def run(spark: SparkSession, cfg: Config, run_id: str) -> IngestResult:
     specs, files = discover(cfg)
     listing = spark.sparkContext.parallelize(files, len(files)).toDF(FILES_SCHEMA)  # one file per task
-
-    def parse(rejects_only: bool) -> DataFrame:
-        reader = partial(read_file_table_batches, specs=specs, rejects_only=rejects_only)
-        return listing.mapInArrow(reader, from_arrow_schema(INGEST_OUTPUT_SCHEMA))
-
     run_info = RunInfo(run_id, "ingest", cfg.section_hash("ingest"))
-    predicate = sources_predicate(specs)
-    docs = replace_rows(records(parse(False)), cfg.table(DOCS_TABLE), predicate, run_info, ["source"], DOCS_PROPERTIES)
-    rejects = replace_rows(rejected(parse(True)), cfg.table(REJECTS_TABLE), predicate, run_info, ["source"])
-    counts = file_counts(spark, predicate, docs, rejects, files)
+    sources = sources_predicate(specs)
+
+    parsed = listing.mapInArrow(files_mapper(read_file_batches, specs), from_arrow_schema(INGEST_OUTPUT_SCHEMA))
+    docs = replace_rows(records(parsed), cfg.table(DOCS_TABLE), sources, run_info, ["source"], DOCS_PROPERTIES)
+
+    # Rejects plus one row per file: small, so caching it costs nothing like caching the corpus.
+    tally = listing.mapInArrow(files_mapper(tally_file, specs), from_arrow_schema(INGEST_TALLY_SCHEMA)).cache()
+    try:
+        rejects = replace_rows(rejected(tally), cfg.table(REJECTS_TABLE), f"stage = 'ingest' AND {sources}",
+                               run_info, ["stage", "source"])
+        counts = file_counts(spark, sources, docs, tally, files)
+    finally:
+        tally.unpersist()
     result = IngestResult(counts, docs, rejects, cfg.ingest.max_reject_rate, cfg.ingest.max_unreadable_files)
     reconcile(result)
     return result
@@ -153,7 +157,7 @@ def records(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("reject_reason").isNull()).select(*RECORD_SCHEMA.names)
 
 
-def rejected(parsed: DataFrame) -> DataFrame:
+def rejected(tally: DataFrame) -> DataFrame:
     columns = {
         "stage": F.lit("ingest"),
         "source": F.col("source"),
@@ -163,40 +167,42 @@ def rejected(parsed: DataFrame) -> DataFrame:
         "reason": F.col("reject_reason"),
         "raw_snippet": F.col("raw_snippet"),
     }
-    return parsed.where(F.col("reject_reason").isNotNull()).select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])
+    return tally.where(F.col("reject_reason").isNotNull()).select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])
 
 
 def file_counts(
-    spark: SparkSession, predicate: str, docs: Commit, rejects: Commit, files: list[tuple[str, str, str, str]]
+    spark: SparkSession, sources: str, docs: Commit, tally: DataFrame, files: list[tuple[str, str, str, str]]
 ) -> list[FileCount]:
-    """Written / rejected per input file, read back from the versions this run committed (two
-    narrow columns); a file with no rows still gets its line."""
-
-    def per_file(commit: Commit, *extra: Column) -> dict[tuple[str, str], Row]:
-        table = spark.read.format("delta").option("versionAsOf", commit.version).load(commit.path).where(predicate)
-        counts = table.groupBy("source", "source_file").agg(F.count(F.lit(1)).alias("n"), *extra)
-        return {(r.source, r.source_file): r for r in counts.collect()}
-
-    written = per_file(docs)
-    rejected_rows = per_file(rejects, F.max(F.col("reason").startswith(UNREADABLE)).alias("unreadable"))
+    """Seen / written / rejected per input file. Written is read back from the version this run
+    committed (two narrow columns); seen and rejected come from the tally pass."""
+    table = spark.read.format("delta").option("versionAsOf", docs.version).load(docs.path).where(sources)
+    written = {(r.source, r.source_file): r.n for r in
+               table.groupBy("source", "source_file").agg(F.count(F.lit(1)).alias("n")).collect()}
+    per_file = tally.groupBy("source", "source_file").agg(
+        F.sum("records_seen").alias("seen"),
+        F.count("reject_reason").alias("rejected"),
+        F.max(F.coalesce(F.col("reject_reason").startswith(UNREADABLE), F.lit(False))).alias("unreadable"),
+    )
+    tallies = {(r.source, r.source_file): r for r in per_file.collect()}
     out = []
     for source, _, uri, _ in files:
-        w = written.get((source, uri))
-        r = rejected_rows.get((source, uri))
-        n_written, n_rejected = (w.n if w else 0), (r.n if r else 0)
-        out.append(FileCount(source, uri, n_written + n_rejected, n_written, n_rejected, bool(r and r.unreadable)))
+        t = tallies[(source, uri)]
+        out.append(FileCount(source, uri, t.seen, written.get((source, uri), 0), t.rejected, t.unreadable))
     return out
 
 
 def reconcile(result: IngestResult) -> None:
-    """The rows in the committed versions must be exactly what the commits say they wrote."""
+    """Every record the reader saw must be written or rejected, in the tables and in the commits;
+    anything else is a lost or duplicated row (a failed read, a file changed between the passes)."""
+    broken = [f"{f.uri}: seen {f.records_in}, written {f.written} + rejected {f.rejected}"
+              for f in result.files if f.records_in != f.written + f.rejected]
     written = sum(f.written for f in result.files)
     rejects = sum(f.rejected for f in result.files)
     if (written, rejects) != (result.docs.rows, result.rejects.rows):
-        raise IngestError(
-            f"counts do not reconcile: tables hold {written} records + {rejects} rejects, "
-            f"Delta committed {result.docs.rows} + {result.rejects.rows}"
-        )
+        broken.append(f"tables hold {written} records + {rejects} rejects, "
+                      f"Delta committed {result.docs.rows} + {result.rejects.rows}")
+    if broken:
+        raise IngestError("counts do not reconcile (re-run the stage; it is idempotent):\n  " + "\n  ".join(broken[:20]))
 
 
 if __name__ == "__main__":  # spark-submit jobs/ingest.py --config ...

@@ -108,6 +108,9 @@ def load_config(
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX):
             dotted = key[len(ENV_PREFIX):].lower().replace("__", ".")
+            if dotted.startswith("spark.conf."):
+                raise ConfigError(f"env {key}: Spark settings are case-sensitive and dotted, which env names "
+                                  "cannot carry; use --set spark.conf.<key>=<value> or the YAML")
             origins[dotted] = f"env {key}"
             _assign(raw, dotted, value, origins[dotted])
     for item in overrides or []:
@@ -142,18 +145,19 @@ def _read_yaml(path: str | Path | None) -> dict[str, Any]:
 
 
 def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
-    """Set ``a.b.0.c`` in the raw mapping; the value is parsed as YAML (``1``, ``true``, ``[a, b]``),
-    or kept as the plain string when it is not YAML (a glob such as ``*.jsonl``).
+    """Set ``a.b.0.c`` in the raw mapping. Numbers, booleans, lists and maps are read as YAML
+    (``1``, ``true``, ``[a, b]``); anything YAML would read as a string, or cannot read, is kept
+    exactly as typed (``/data/run #2``, ``*.jsonl``), unless quoted (``'no'``).
 
-    Under ``spark.conf`` the rest of the key is one Spark setting (``spark.conf.spark.executor.memory``).
+    Under ``spark.conf`` the rest of the key is one Spark setting (``spark.conf.spark.executor.memory``)
+    and the value is passed to Spark as typed.
     """
     steps = dotted.split(".")
     if steps[:2] == ["spark", "conf"] and len(steps) > 2:
         steps = steps[:2] + [".".join(steps[2:])]
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        parsed = value
+        parsed: Any = value
+    else:
+        parsed = _override_value(value)
     node: Any = raw
     for i, step in enumerate(steps):
         last = i == len(steps) - 1
@@ -176,6 +180,17 @@ def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
 UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\])$")
 
 
+def _override_value(value: str) -> Any:
+    if not value.strip():
+        return None
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
+    return value if isinstance(parsed, str) and not quoted else parsed
+
+
 def _describe(exc: ValidationError, origins: Mapping[str, str]) -> str:
     """One line per error naming the dotted key (pydantic's union-member tags left out) and, for
     keys set by an override, where it came from."""
@@ -183,6 +198,7 @@ def _describe(exc: ValidationError, origins: Mapping[str, str]) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"] if not UNION_TAG.match(str(p))) or "(top level)"
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        origin = f" (from {origins[key]})" if key in origins else ""
+        origin = next((f" (from {o})" for k, o in origins.items()
+                       if k == key or k.startswith(key + ".") or key.startswith(k + ".")), "")
         lines.append(f"config key '{key}'{origin}: {message}")
     return "invalid config:\n  " + "\n  ".join(lines)

@@ -63,9 +63,15 @@ def test_env_then_cli_overrides(tmp_path):
 def test_override_values_globs_and_spark_conf(tmp_path):
     path = write(tmp_path, BASE)
     cfg = load_config(path, ["ingest.sources.0.path=*.jsonl", "spark.conf.spark.executor.memory=8g",
-                             "spark.conf.spark.sql.adaptive.enabled=true"], environ={})
+                             "spark.conf.spark.sql.adaptive.enabled=true", "spark.conf.spark.x.version=1.10",
+                             "ingest.sources.0.lang='no'", "lake=/data/run #2/lake"], environ={})
     assert cfg.ingest.sources[0].path == "*.jsonl"  # not YAML: kept as the string typed
-    assert cfg.spark.conf == {"spark.executor.memory": "8g", "spark.sql.adaptive.enabled": "true"}
+    assert cfg.spark.conf == {"spark.executor.memory": "8g", "spark.sql.adaptive.enabled": "true", "spark.x.version": "1.10"}
+    assert (cfg.ingest.sources[0].lang, cfg.lake) == ("no", "/data/run #2/lake")
+    with pytest.raises(ConfigError, match="Spark settings are case-sensitive"):
+        load_config(path, environ={"REFINERY_SPARK__CONF__SPARK__SQL__AUTOBROADCASTJOINTHRESHOLD": "-1"})
+    with pytest.raises(ConfigError, match=r"ingest.sources.0' \(from env REFINERY_INGEST__SOURCES__0__FIELDS__TEXT\)"):
+        load_config(path, environ={"REFINERY_INGEST__SOURCES__0__FIELDS__TEXT": "[a, b]"})
 
 
 def test_override_errors_name_their_origin(tmp_path):
@@ -78,7 +84,8 @@ def test_override_errors_name_their_origin(tmp_path):
         load_config(path, ["ingest.snippet_chars"], environ={})
     with pytest.raises(ConfigError, match=r"config key 'home' \(from env REFINERY_HOME\): unknown key"):
         load_config(path, environ={"REFINERY_HOME": "/x"})
-    with pytest.raises(ConfigError, match=r"config key 'ingest.sources.0.fields.text': Input should be a valid string"):
+    with pytest.raises(ConfigError, match=r"config key 'ingest.sources.0.fields.text' \(from --set ingest.sources.0.fields\): "
+                                          "Input should be a valid string"):
         load_config(path, ["ingest.sources.0.fields={text: 3}"], environ={})
 
 

@@ -133,6 +133,18 @@ def test_discovery_directory_glob_and_file(tmp_path):
     assert list_input_files(str(tmp_path / "missing"))[1] == []
 
 
+def test_glob_bases(monkeypatch, tmp_path):
+    from udfs.ingest.discovery import _split_glob
+
+    assert _split_glob("*.jsonl") == (".", "*.jsonl")
+    assert _split_glob("/*.jsonl") == ("/", "*.jsonl")
+    assert _split_glob("s3://b/raw/**/*.zst") == ("s3://b/raw", "**/*.zst")
+    assert _split_glob("s3://b/raw?endpoint_override=localhost:9000") == ("s3://b/raw?endpoint_override=localhost:9000", None)
+    (tmp_path / "a.jsonl").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert [f.relpath for f in list_input_files("*.jsonl")[1]] == ["a.jsonl"]
+
+
 def test_one_line_array_records_have_distinct_ordinals(tmp_path):
     path = tmp_path / "cot.json"
     path.write_text(json.dumps([{"i": i} for i in range(5)]))
@@ -158,7 +170,33 @@ def test_one_line_array_with_broken_element_keeps_the_rest(tmp_path):
     errors = [r.error for r in got if r.error]
     assert errors[0].startswith("malformed JSON") and errors[1] == "malformed JSON: expected ',' or ']' between array elements"
     assert errors[2] == "malformed JSON: data after the closing ']' of the array"
-    assert len({r.ordinal for r in got}) == len(got)
+    assert [r.ordinal for r in got if r.error is None] == [1, 3, 4, 5, 6]  # elements only
+
+
+@pytest.mark.parametrize("body", [
+    '[{"a":[1,2},\n{"b":2},\n{"c":3}]',   # mismatched closer
+    '[{"a":"x},\n{"b":2},\n{"c":3}]',     # string missing its closing quote
+])
+def test_recovery_survives_mismatched_brackets_and_open_strings(tmp_path, body):
+    path = tmp_path / "a.json"
+    path.write_text(body)
+    got = records(path)
+    assert [r.value for r in got if r.error is None] == [{"b": 2}, {"c": 3}]
+    assert [r.line for r in got if r.error][0] == 1
+
+
+def test_separator_faults_do_not_shift_ordinals(tmp_path):
+    broken, fixed = tmp_path / "broken.json", tmp_path / "fixed.json"
+    broken.write_text('[{"a":1} {"b":2},]')
+    fixed.write_text('[{"a":1}, {"b":2}]')
+    assert [(r.ordinal, r.value) for r in records(broken) if r.error is None] == \
+           [(r.ordinal, r.value) for r in records(fixed)] == [(1, {"a": 1}), (2, {"b": 2})]
+
+
+def test_nan_is_not_json(tmp_path):
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"text": "x", "score": NaN}\n')
+    assert records(path)[0].error == "malformed JSON: ValueError: NaN is not JSON"
 
 
 def test_pathological_values_are_rejected_per_record(tmp_path):
@@ -176,6 +214,30 @@ def test_runaway_line_is_bounded_and_rejected(tmp_path):
     got = records(path, limit=1000)
     assert got[0].error == "record too large: 3000012 bytes > max_record_bytes 1000" and len(got[0].raw) <= 1001
     assert got[1].value == {"text": "after"} and got[1].line == 2
+
+
+def test_line_limits_exclude_bom_and_line_endings(tmp_path):
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf0123456789\n")
+    assert records(bom, limit=10)[0].value == {"text": "0123456789"}
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"a" * 10 + b"\r\n" + b"b" * 11 + b"\r\n")
+    got = records(crlf, limit=10)
+    assert got[0].value == {"text": "a" * 10} and got[1].error == "record too large: 11 bytes > max_record_bytes 10"
+    spaces = tmp_path / "spaces.jsonl"
+    spaces.write_bytes(b" " * 20 + b'{"text": "x"}\n')
+    assert records(spaces, limit=10)[0].error.startswith("record too large: 33 bytes")
+
+
+def test_parquet_rows_python_cannot_hold_and_nested_sizes(tmp_path):
+    path = tmp_path / "odd.parquet"
+    far = pa.array([0, 8_100 * 365 * 86_400 * 1_000_000], pa.timestamp("us"))  # the second is past year 9999
+    pq.write_table(pa.table({"text": ["ok", "far"], "ts": far,
+                             "conversations": [["短" * 400], ["x"]]}), path)
+    got = records(path, limit=1000)
+    # 400 CJK chars are 1,200 UTF-8 bytes; with "ok" and the key names, 1,221
+    assert got[0].error == "record too large: 1221 bytes > max_record_bytes 1000"
+    assert got[1].line == 2 and got[1].error.startswith("unreadable Parquet row")
 
 
 def test_text_lines_strip_bom(tmp_path):

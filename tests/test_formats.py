@@ -191,5 +191,5 @@ def test_batches_are_cut_by_size(tmp_path):
     path = tmp_path / "big.jsonl"
     path.write_text("".join(json.dumps({"text": "x" * 1000}) + "\n" for _ in range(50)))
     spec = SourceSpec("web", "text", {"text": "text"})
-    sizes = [b.num_rows for b in read_file_batches(spec, str(path), str(path), "big.jsonl", batch_bytes=10_000)]
+    sizes = [b.num_rows for b in read_file_batches(spec, str(path), str(path), "big.jsonl", batch_bytes=40_000)]
     assert sizes == [10] * 5

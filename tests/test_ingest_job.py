@@ -38,6 +38,20 @@ def test_sample_corpus_lands_in_bronze(spark, sample_run, sample_corpus):
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{cfg.table('bronze/docs')}`").first()
     assert detail.partitionColumns == ["source"] and detail.format == "delta"
     assert detail.properties["delta.dataSkippingStatsColumns"].startswith("doc_id,")
+    rejects_detail = spark.sql(f"DESCRIBE DETAIL delta.`{cfg.table('bronze/rejects')}`").first()
+    assert rejects_detail.partitionColumns == ["stage", "source"]
+
+
+def test_reconcile_stops_a_file_read_differently_by_the_two_passes():
+    from refinery.tables import Commit
+
+    lost = ingest.IngestResult([ingest.FileCount("web", "s3://b/f.jsonl", 11, 4, 1)],
+                               Commit("docs", 1, 4), Commit("rejects", 1, 1), 0.05, 0)
+    with pytest.raises(ingest.IngestError, match=r"s3://b/f.jsonl: seen 11, written 4 \+ rejected 1"):
+        ingest.reconcile(lost)
+    miscommitted = ingest.IngestResult([ingest.FileCount("web", "f", 5, 4, 1)], Commit("docs", 1, 3), Commit("r", 1, 1), 0.05, 0)
+    with pytest.raises(ingest.IngestError, match="Delta committed 3 \\+ 1"):
+        ingest.reconcile(miscommitted)
 
 
 def test_every_file_reconciles(sample_run):

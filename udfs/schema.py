@@ -49,3 +49,16 @@ REJECT_SCHEMA = pa.schema(
 INGEST_OUTPUT_SCHEMA = RECORD_SCHEMA.append(pa.field("reject_reason", pa.string())).append(
     pa.field("raw_snippet", pa.string())
 )
+
+# The ingest stage's second pass: its rejects, and per file one tally row (``reject_reason`` null)
+# with the number of records the reader saw, which the counts must reconcile with.
+INGEST_TALLY_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("reject_reason", pa.string()),
+        ("raw_snippet", pa.string()),
+        ("records_seen", pa.int64()),
+    ]
+)

@@ -27,7 +27,8 @@ READ_BUFFER = 1 << 20
 BOM = b"\xef\xbb\xbf"
 JSON_WS = " \t\r\n"
 STRUCTURE = re.compile(r'["{}\[\]]')
-STRING_BODY = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+STRING_BODY = re.compile(r'"(?:[^"\\\n]|\\.)*"')  # JSON strings never hold a raw newline
+CLOSERS = {"}": "{", "]": "["}
 SCALAR_END = re.compile(r"[,\]\s]")
 
 
@@ -97,24 +98,25 @@ def bounded_lines(reader: io.BufferedReader, limit: int) -> Iterator[tuple[int, 
 
     A line over the limit is drained in chunks and its content comes back truncated, with its true
     length, so one runaway line (a file without newlines) cannot exhaust an executor's memory.
+    Content excludes the line ending (LF or CRLF) and a leading byte-order mark.
     """
+    if reader.peek(len(BOM))[:len(BOM)] == BOM:
+        reader.read(len(BOM))
     number = 0
     while True:
         raw = reader.readline(limit + 1)
         if not raw:
             return
         number += 1
-        length, tail = len(raw), raw
+        length, tail, last2 = len(raw), raw, raw[-2:]
         while not tail.endswith(b"\n") and length > limit:
             tail = reader.readline(READ_BUFFER)
             if not tail:
                 break
             length += len(tail)
-        if tail.endswith(b"\n"):
-            length -= 1
-        if number == 1 and raw.startswith(BOM):
-            raw, length = raw[len(BOM):], length - len(BOM)
-        yield number, raw.rstrip(b"\r\n"), length
+            last2 = (last2 + tail)[-2:]  # a CRLF may straddle two reads
+        ending = 2 if last2 == b"\r\n" else 1 if last2.endswith(b"\n") else 0
+        yield number, raw.rstrip(b"\r\n"), length - ending
 
 
 def line_records(reader: io.BufferedReader, max_record_bytes: int, as_json: bool) -> Iterator[RawRecord]:
@@ -123,10 +125,10 @@ def line_records(reader: io.BufferedReader, max_record_bytes: int, as_json: bool
     Blank lines carry no record and are skipped; every other line is a record or a reject.
     """
     for number, raw, length in bounded_lines(reader, max_record_bytes):
-        if not raw.strip():
-            continue
         if length > max_record_bytes:
             yield RawRecord(number, number, raw, error=_too_large(length, max_record_bytes))
+            continue
+        if not raw.strip():
             continue
         try:
             text = raw.decode("utf-8")
@@ -140,10 +142,18 @@ def line_records(reader: io.BufferedReader, max_record_bytes: int, as_json: bool
         yield RawRecord(number, number, raw, value=value, error=error)
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+# Python's json accepts NaN / Infinity; no other JSON reader does, so they make a record a reject.
+DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 def parse_json(text: str) -> tuple[Any, str | None]:
     """Parse one JSON value; any failure (syntax, 1000-deep nesting, huge integers) is a reason."""
     try:
-        return json.loads(text), None
+        return DECODER.decode(text), None
     except json.JSONDecodeError as exc:
         return None, f"malformed JSON: {exc.msg} at column {exc.colno}"
     except (ValueError, RecursionError) as exc:
@@ -157,15 +167,15 @@ def json_array_records(data: bytes, max_record_bytes: int) -> Iterator[RawRecord
     touches: a broken element is skipped to its matching close bracket (string- and depth-aware),
     a missing comma or a trailing comma is one reject, and parsing resumes at the next element.
     Bytes that are not UTF-8 ride along as surrogate escapes so only the records holding them fail.
+    Ordinals count elements only, so fixing a stray comma does not change any record's id.
     """
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     lines = _LineIndex(text)
-    decoder = json.JSONDecoder()
     pos = _skip_ws(text, text.index("[") + 1)
     ordinal = 0
     while pos < len(text) and text[pos] != "]":
         ordinal += 1
-        record, end = _array_element(text, pos, decoder, lines.line_of(pos), ordinal, max_record_bytes)
+        record, end = _array_element(text, pos, lines.line_of(pos), ordinal, max_record_bytes)
         yield record
         pos = _skip_ws(text, end)
         if pos >= len(text) or text[pos] == "]":
@@ -173,11 +183,9 @@ def json_array_records(data: bytes, max_record_bytes: int) -> Iterator[RawRecord
         if text[pos] == ",":
             after = _skip_ws(text, pos + 1)
             if after < len(text) and text[after] == "]":
-                ordinal += 1
                 yield RawRecord(lines.line_of(pos), ordinal, b",", error="malformed JSON: trailing comma before ']'")
             pos = after
-        else:
-            ordinal += 1
+        else:  # separator faults take no ordinal: repairing the file must not shift later ids
             yield RawRecord(lines.line_of(pos), ordinal, _encode(text[pos:pos + 80]),
                             error="malformed JSON: expected ',' or ']' between array elements")
     if pos >= len(text):
@@ -188,12 +196,10 @@ def json_array_records(data: bytes, max_record_bytes: int) -> Iterator[RawRecord
                         error="malformed JSON: data after the closing ']' of the array")
 
 
-def _array_element(
-    text: str, pos: int, decoder: json.JSONDecoder, line: int, ordinal: int, limit: int
-) -> tuple[RawRecord, int]:
+def _array_element(text: str, pos: int, line: int, ordinal: int, limit: int) -> tuple[RawRecord, int]:
     """The element starting at ``pos`` as a record, and where it ends."""
     try:
-        value, end = decoder.raw_decode(text, pos)
+        value, end = DECODER.raw_decode(text, pos)
         error = None
     except (ValueError, RecursionError):
         end = _element_end(text, pos)
@@ -211,17 +217,20 @@ def _array_element(
 def _element_end(text: str, pos: int) -> int:
     """End (exclusive) of the array element starting at ``pos``, found without parsing it.
 
-    Objects and arrays end at their matching bracket (brackets inside strings do not count);
-    scalars end before the next ``,``, ``]`` or whitespace. An element that never closes runs to
-    the end of the text.
+    Objects and arrays end where the bracket that opened them closes: a stack of open brackets
+    skips strings, lets a closer end every bracket left open inside its match (``[1, 2}`` ends at
+    ``}``), and ignores a closer that matches nothing. A string missing its closing quote ends the
+    element at that line's end, since JSON strings cannot span lines. Scalars end before the next
+    ``,``, ``]`` or whitespace. An element that never closes runs to the end of the text.
     """
     if text[pos] not in "{[":
         if text[pos] == '"':
             match = STRING_BODY.match(text, pos)
-            return match.end() if match else len(text)
+            return match.end() if match else _line_end(text, pos)
         match = SCALAR_END.search(text, pos)
         return match.start() if match else len(text)
-    depth, i = 0, pos
+    stack: list[str] = []
+    i = pos
     while True:
         match = STRUCTURE.search(text, i)
         if match is None:
@@ -229,31 +238,68 @@ def _element_end(text: str, pos: int) -> int:
         ch, i = match.group(), match.start()
         if ch == '"':
             string = STRING_BODY.match(text, i)
-            if string is None:
-                return len(text)
+            if string is None:  # its closing quote (and maybe its brackets' closers) are lost
+                return _line_end(text, i)
             i = string.end()
             continue
-        depth += 1 if ch in "{[" else -1
         i += 1
-        if depth == 0:
-            return i
+        if ch in "{[":
+            stack.append(ch)
+        elif CLOSERS[ch] in stack:
+            del stack[len(stack) - 1 - stack[::-1].index(CLOSERS[ch]):]
+            if not stack:
+                return i
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
 
 
 def parquet_records(handle: Any, max_record_bytes: int) -> Iterator[RawRecord]:
     """Parquet rows as dicts; the 1-based row number is both line and ordinal.
 
-    A row's size is the size of its string and binary values, so the limit means the same as for
-    JSON without re-encoding every row.
+    A row's size is the UTF-8 size of every string and binary value in it, nested ones included,
+    so the limit means what it means for JSON without re-encoding every row. A row Python cannot
+    represent (a timestamp past year 9999) is a reject of its own.
     """
     number = 0
     for batch in pq.ParquetFile(handle).iter_batches(batch_size=4096):
-        for row in batch.to_pylist():
+        for row in _batch_rows(batch):
             number += 1
-            size = sum(len(v) for v in row.values() if isinstance(v, (str, bytes)))
-            if size > max_record_bytes:
-                yield RawRecord(number, number, b"", value=row, error=_too_large(size, max_record_bytes))
-            else:
-                yield RawRecord(number, number, b"", value=row)
+            if isinstance(row, Exception):
+                yield RawRecord(number, number, b"", error=f"unreadable Parquet row: {type(row).__name__}: {row}")
+                continue
+            size = value_bytes(row)
+            error = _too_large(size, max_record_bytes) if size > max_record_bytes else None
+            yield RawRecord(number, number, b"", value=row, error=error)
+
+
+def _batch_rows(batch: Any) -> Iterator[dict | Exception]:
+    """Rows of a record batch; if the batch will not convert, row by row with the failures in place."""
+    try:
+        yield from batch.to_pylist()
+        return
+    except Exception:  # noqa: BLE001 - find the rows at fault instead of losing the batch
+        pass
+    for i in range(batch.num_rows):
+        try:
+            yield batch.slice(i, 1).to_pylist()[0]
+        except Exception as exc:  # noqa: BLE001
+            yield exc
+
+
+def value_bytes(value: Any) -> int:
+    """UTF-8 bytes of the strings and binaries in a (nested) value."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", errors="surrogatepass"))
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(value_bytes(k) + value_bytes(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(value_bytes(v) for v in value)
+    return 0
 
 
 class _LineIndex:

@@ -10,6 +10,7 @@ from udfs.ingest.containers import filesystem_for, split_suffixes
 
 CONTAINERS = {".jsonl", ".json", ".txt", ".parquet"}
 GLOB_CHARS = "*?["
+URI_QUERY = re.compile(r"\?[A-Za-z_]+=")
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,16 @@ def list_input_files(location: str) -> tuple[pafs.FileSystem, list[InputFile]]:
 
 
 def _split_glob(location: str) -> tuple[str, str | None]:
-    """Split ``s3://b/raw/*/part-*.jsonl.zst`` into the folder to list and the glob below it."""
+    """Split ``s3://b/raw/*/part-*.jsonl.zst`` into the folder to list and the glob below it.
+
+    A URI's query (``?endpoint_override=…``) is not a glob: it stays with the folder.
+    """
+    query = ""
+    if "://" in location and (match := URI_QUERY.search(location)):
+        location, query = location[:match.start()], location[match.start():]
     parts = location.split("/")
     first = next((i for i, part in enumerate(parts) if any(ch in part for ch in GLOB_CHARS)), None)
     if first is None:
-        return location, None
-    return "/".join(parts[:first]) or "/", "/".join(parts[first:])
+        return location + query, None
+    base = "/".join(parts[:first]) or ("." if first == 0 else "/")
+    return base + query, "/".join(parts[first:])

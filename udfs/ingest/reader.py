@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -17,12 +17,12 @@ import pyarrow.fs as pafs
 from udfs.ingest.containers import RawRecord, read_records
 from udfs.ingest.conversations import RecordError
 from udfs.ingest.formats import canonical_fields
-from udfs.schema import INGEST_OUTPUT_SCHEMA
+from udfs.schema import INGEST_OUTPUT_SCHEMA, INGEST_TALLY_SCHEMA
 
 BATCH_ROWS = 2048
 BATCH_BYTES = 256 << 20  # well under Arrow's 2 GiB per string column, whatever the record sizes
 UNREADABLE = "unreadable file"
-STRING_COLUMNS = ("text", "prompt", "response", "chosen", "rejected", "meta", "lang")
+STRING_COLUMNS = ("text", "prompt", "response", "chosen", "rejected", "meta", "lang", "raw_snippet")
 
 
 @dataclass(frozen=True)
@@ -114,33 +114,61 @@ def _check_encodable(fields: dict) -> None:
             raise RecordError(f"invalid Unicode in field '{name}': lone surrogate {exc.object[exc.start]!r}") from None
 
 
-def read_file_batches(
-    spec: SourceSpec, path: str, uri: str, relpath: str, rejects_only: bool = False,
-    batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES,
-) -> Iterator[pa.RecordBatch]:
-    """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file, cut by row count or by text size.
+def row_chars(row: dict) -> int:
+    """Characters a row puts in its string columns (at most 4 UTF-8 bytes each)."""
+    size = sum(len(row.get(name) or "") for name in STRING_COLUMNS)
+    return size + sum(len(m["content"]) for m in row.get("messages") or ())
 
-    ``rejects_only`` still parses every record but emits only the rejects, so a pass that writes
-    the rejects table does not ship the whole corpus to the JVM again.
-    """
-    rows: list[dict] = []
+
+def batches_of(rows: Iterable[dict], schema: pa.Schema, batch_rows: int, batch_bytes: int) -> Iterator[pa.RecordBatch]:
+    """Arrow batches cut by row count or by string size, whichever comes first."""
+    buffered: list[dict] = []
     size = 0
-    for row in file_rows(spec, path, uri, relpath):
-        if rejects_only and row.get("reject_reason") is None:
-            continue
-        rows.append(row)
-        size += len(row.get("text") or "") + len(row.get("raw_snippet") or "")
-        if len(rows) >= batch_rows or size >= batch_bytes:
-            yield pa.RecordBatch.from_pylist(rows, schema=INGEST_OUTPUT_SCHEMA)
-            rows, size = [], 0
-    if rows:
-        yield pa.RecordBatch.from_pylist(rows, schema=INGEST_OUTPUT_SCHEMA)
+    for row in rows:
+        buffered.append(row)
+        size += row_chars(row) * 4
+        if len(buffered) >= batch_rows or size >= batch_bytes:
+            yield pa.RecordBatch.from_pylist(buffered, schema=schema)
+            buffered, size = [], 0
+    if buffered:
+        yield pa.RecordBatch.from_pylist(buffered, schema=schema)
 
 
-def read_file_table_batches(
-    batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec], rejects_only: bool = False
+def read_file_batches(
+    spec: SourceSpec, path: str, uri: str, relpath: str, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
 ) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: input batches list files (``source``, ``path``, ``uri``, ``relpath``)."""
-    for batch in batches:
-        for file in batch.to_pylist():
-            yield from read_file_batches(specs[file["source"]], file["path"], file["uri"], file["relpath"], rejects_only)
+    """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file: its records and its rejects."""
+    yield from batches_of(file_rows(spec, path, uri, relpath), INGEST_OUTPUT_SCHEMA, batch_rows, batch_bytes)
+
+
+def tally_file(spec: SourceSpec, path: str, uri: str, relpath: str) -> Iterator[pa.RecordBatch]:
+    """Arrow batches (``INGEST_TALLY_SCHEMA``) of one file: its rejects, then one tally row.
+
+    This pass parses the file again but ships only rejects and a count, and that count is an
+    independent check on the record pass: a read that failed or changed in between shows up.
+    """
+    seen = 0
+
+    def rejects() -> Iterator[dict]:
+        nonlocal seen
+        for row in file_rows(spec, path, uri, relpath):
+            seen += 1
+            if row.get("reject_reason") is not None:
+                yield row
+
+    yield from batches_of(rejects(), INGEST_TALLY_SCHEMA, BATCH_ROWS, BATCH_BYTES)
+    tally = {"source": spec.name, "source_file": uri, "records_seen": seen}
+    yield pa.RecordBatch.from_pylist([tally], schema=INGEST_TALLY_SCHEMA)
+
+
+def files_mapper(
+    per_file: Callable[[SourceSpec, str, str, str], Iterator[pa.RecordBatch]], specs: dict[str, SourceSpec]
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A ``mapInArrow`` body running ``per_file`` on each listed file (``source``, ``path``, ``uri``, ``relpath``)."""
+
+    def mapper(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for file in batch.to_pylist():
+                yield from per_file(specs[file["source"]], file["path"], file["uri"], file["relpath"])
+
+    return mapper
