@@ -35,7 +35,8 @@ REJECTS_TABLE = "bronze/rejects"
 # Data-skipping stats only where later stages filter: min/max of long text columns never prune a
 # file and cost write time (2.0 s -> 1.5 s for 300 MB in scripts/bench_ingest.py's data).
 DOCS_PROPERTIES = {"delta.dataSkippingStatsColumns": "doc_id,kind,source_file,source_line,lang"}
-FILES_SCHEMA = StructType([StructField(n, StringType()) for n in ("source", "path", "uri", "relpath")])
+FILES_SCHEMA = StructType([StructField(n, StringType()) for n in ("source", "path", "uri", "relpath")]
+                          + [StructField(n, LongType()) for n in ("size", "mtime_ns")])
 
 
 class IngestError(RuntimeError):
@@ -106,8 +107,8 @@ class IngestResult:
         return StageSummary("ingest", records_in, self.docs.rows, 0, self.rejects.rows, [self.docs, self.rejects], seconds)
 
 
-def discover(cfg: Config) -> tuple[dict[str, SourceSpec], list[tuple[str, str, str, str]]]:
-    """Reader specs per source and (source, path, uri, relpath) of every input file.
+def discover(cfg: Config) -> tuple[dict[str, SourceSpec], list[tuple]]:
+    """Reader specs per source and (source, path, uri, relpath, size, mtime_ns) of every input file.
 
     A source that matches no file, or whose location cannot be listed, stops the stage here.
     """
@@ -122,7 +123,7 @@ def discover(cfg: Config) -> tuple[dict[str, SourceSpec], list[tuple[str, str, s
             raise IngestError(f"source '{source.name}': no input files at {source.path}")
         specs[source.name] = SourceSpec(source.name, source.format, resolve_fields(source.format, source.fields),
                                         source.lang, ingest.max_record_bytes, ingest.snippet_chars, fs)
-        files += [(source.name, f.path, f.uri, f.relpath) for f in found]
+        files += [(source.name, f.path, f.uri, f.relpath, f.size, f.mtime_ns) for f in found]
     return specs, files
 
 
@@ -171,7 +172,7 @@ def rejected(tally: DataFrame) -> DataFrame:
 
 
 def file_counts(
-    spark: SparkSession, sources: str, docs: Commit, tally: DataFrame, files: list[tuple[str, str, str, str]]
+    spark: SparkSession, sources: str, docs: Commit, tally: DataFrame, files: list[tuple]
 ) -> list[FileCount]:
     """Seen / written / rejected per input file. Written is read back from the version this run
     committed (two narrow columns); seen and rejected come from the tally pass."""
@@ -185,7 +186,7 @@ def file_counts(
     )
     tallies = {(r.source, r.source_file): r for r in per_file.collect()}
     out = []
-    for source, _, uri, _ in files:
+    for source, _, uri, *_ in files:
         t = tallies[(source, uri)]
         out.append(FileCount(source, uri, t.seen, written.get((source, uri), 0), t.rejected, t.unreadable))
     return out

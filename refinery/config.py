@@ -137,7 +137,7 @@ def _read_yaml(path: str | Path | None) -> dict[str, Any]:
         origin = str(path)
     try:
         data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{origin} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{origin} must hold a mapping of keys, not {type(data).__name__}")
@@ -162,7 +162,7 @@ def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
     for i, step in enumerate(steps):
         last = i == len(steps) - 1
         if isinstance(node, list):
-            if not step.isdigit() or int(step) >= len(node):
+            if not LIST_INDEX.fullmatch(step) or int(step) >= len(node):
                 raise ConfigError(f"{origin}: '{'.'.join(steps[:i + 1])}' is not an index of a list of {len(node)}")
             key: Any = int(step)
         elif isinstance(node, dict):
@@ -177,18 +177,26 @@ def _assign(raw: dict[str, Any], dotted: str, value: str, origin: str) -> None:
             node = node[key]
 
 
+DECIMAL_INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
+LIST_INDEX = re.compile(r"[0-9]+")
 UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\])$")
 
 
 def _override_value(value: str) -> Any:
+    """An override's value: YAML where it means a number, boolean, list or map, else the text."""
     if not value.strip():
         return None
     try:
         parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # not YAML, or YAML Python cannot hold
         return value
     quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
-    return value if isinstance(parsed, str) and not quoted else parsed
+    if isinstance(parsed, str) and not quoted:
+        return value
+    # YAML 1.1 reads 010 as 8 and 1:30 as 90; only plain decimals are numbers here.
+    if isinstance(parsed, int) and not isinstance(parsed, bool) and not DECIMAL_INT.fullmatch(value.strip()):
+        return value
+    return parsed
 
 
 def _describe(exc: ValidationError, origins: Mapping[str, str]) -> str:

@@ -89,6 +89,27 @@ def test_override_errors_name_their_origin(tmp_path):
         load_config(path, ["ingest.sources.0.fields={text: 3}"], environ={})
 
 
+@pytest.mark.parametrize("override,message", [
+    ("ingest.sources.0.lang=2024-02-30", None),              # a date YAML cannot build: kept as text
+    ("ingest.snippet_chars=0b_", "config key 'ingest.snippet_chars'"),
+    ("ingest.max_record_bytes=1:30", "config key 'ingest.max_record_bytes'"),  # not silently 90
+    ("ingest.sources.\u00b2.name=b", "is not an index"),
+    ("lake=" + "[" * 3000, None),
+])
+def test_odd_override_values_never_crash_or_change(tmp_path, override, message):
+    path = write(tmp_path, BASE)
+    if message is None:
+        load_config(path, [override], environ={})
+    else:
+        with pytest.raises(ConfigError, match=message):
+            load_config(path, [override], environ={})
+
+
+def test_leading_zero_is_decimal_not_octal(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), ["ingest.max_record_bytes=010"], environ={})
+    assert cfg.ingest.max_record_bytes == 10  # YAML 1.1 alone would have made it 8
+
+
 def test_unreadable_and_non_mapping_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml", environ={})

@@ -185,9 +185,30 @@ def test_recovery_survives_mismatched_brackets_and_open_strings(tmp_path, body):
     assert [r.line for r in got if r.error][0] == 1
 
 
+@pytest.mark.parametrize("body,values", [
+    ('[{"a":1},\u00a0{"b":2}]', [{"a": 1}]),   # NBSP is not JSON whitespace: a reject, never a hang
+    ("[1,\f2]", [1]),
+    ("[1,\u20282]", [1]),
+    ('[[1, 2}, {"b": 1}]', [{"b": 1}]),          # a closer matching nothing ends the element there
+])
+def test_array_scanner_always_moves_on(tmp_path, body, values):
+    path = tmp_path / "odd.json"
+    path.write_text(body, encoding="utf-8")
+    got = records(path)
+    assert [r.value for r in got if r.error is None] == values
+    assert len(got) < 10
+
+
+def test_array_recovers_after_deep_unmatched_closers(tmp_path):
+    path = tmp_path / "deep.json"  # 40k open brackets, then 40k closers that match none of them
+    path.write_text("[" + "[" * 40_000 + "}" * 40_000 + ", 1]")
+    got = records(path, limit=10**7)
+    assert [r.value for r in got if r.error is None] == [1]
+
+
 def test_separator_faults_do_not_shift_ordinals(tmp_path):
     broken, fixed = tmp_path / "broken.json", tmp_path / "fixed.json"
-    broken.write_text('[{"a":1} {"b":2},]')
+    broken.write_text('[,{"a":1} {"b":2},,]')
     fixed.write_text('[{"a":1}, {"b":2}]')
     assert [(r.ordinal, r.value) for r in records(broken) if r.error is None] == \
            [(r.ordinal, r.value) for r in records(fixed)] == [(1, {"a": 1}), (2, {"b": 2})]

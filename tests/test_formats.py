@@ -185,6 +185,21 @@ def test_parquet_types_without_json_equivalent_land_in_meta(tmp_path):
     assert json.loads(rows[0]["meta"]) == {"blob": "b'\\x00\\x01'", "price": "1.50", "ts": "2024-01-02 03:04:05"}
 
 
+def test_file_changed_since_listing_is_unreadable(tmp_path):
+    from udfs.ingest.discovery import list_input_files
+
+    path = tmp_path / "live.jsonl"
+    path.write_text('{"text": "one"}\n')
+    _, [listed] = list_input_files(str(path))
+    spec = SourceSpec("web", "text", {"text": "text"})
+    stamp = (listed.size, listed.mtime_ns)
+    assert [r.get("reject_reason") for r in file_rows(spec, str(path), str(path), "live.jsonl", stamp)] == [None]
+    path.write_text('{"text": "one"}\n{"text": "two"}\n')  # appended after listing
+    rows = list(file_rows(spec, str(path), str(path), "live.jsonl", stamp))
+    assert [r.get("text") for r in rows[:2]] == ["one", "two"]
+    assert rows[2]["reject_reason"] == "unreadable file: changed during ingest (listed 16 bytes, now 32); re-run"
+
+
 def test_batches_are_cut_by_size(tmp_path):
     from udfs.ingest.reader import read_file_batches
 

@@ -29,7 +29,7 @@ JSON_WS = " \t\r\n"
 STRUCTURE = re.compile(r'["{}\[\]]')
 STRING_BODY = re.compile(r'"(?:[^"\\\n]|\\.)*"')  # JSON strings never hold a raw newline
 CLOSERS = {"}": "{", "]": "["}
-SCALAR_END = re.compile(r"[,\]\s]")
+SCALAR_END = re.compile(r"[,\] \t\r\n]")  # JSON whitespace only: NBSP or U+2028 are not separators
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,8 @@ def bounded_lines(reader: io.BufferedReader, limit: int) -> Iterator[tuple[int, 
 def line_records(reader: io.BufferedReader, max_record_bytes: int, as_json: bool) -> Iterator[RawRecord]:
     """JSON lines (one object per line), or plain text (one document per line).
 
-    Blank lines carry no record and are skipped; every other line is a record or a reject.
+    Blank lines carry no record and are skipped; every other line is a record or a reject. A line
+    longer than the limit is a reject even if it is all whitespace (it was never held to look).
     """
     for number, raw, length in bounded_lines(reader, max_record_bytes):
         if length > max_record_bytes:
@@ -174,6 +175,10 @@ def json_array_records(data: bytes, max_record_bytes: int) -> Iterator[RawRecord
     pos = _skip_ws(text, text.index("[") + 1)
     ordinal = 0
     while pos < len(text) and text[pos] != "]":
+        if text[pos] == ",":  # a stray comma ([1,,2] or [,1]) is a separator fault, not an element
+            yield RawRecord(lines.line_of(pos), ordinal, b",", error="malformed JSON: stray ',' in array")
+            pos = _skip_ws(text, pos + 1)
+            continue
         ordinal += 1
         record, end = _array_element(text, pos, lines.line_of(pos), ordinal, max_record_bytes)
         yield record
@@ -202,7 +207,7 @@ def _array_element(text: str, pos: int, line: int, ordinal: int, limit: int) -> 
         value, end = DECODER.raw_decode(text, pos)
         error = None
     except (ValueError, RecursionError):
-        end = _element_end(text, pos)
+        end = max(_element_end(text, pos), pos + 1)  # always move on, whatever the text holds
         value, error = parse_json(text[pos:end])
     span = text[pos:end]
     try:
@@ -218,8 +223,8 @@ def _element_end(text: str, pos: int) -> int:
     """End (exclusive) of the array element starting at ``pos``, found without parsing it.
 
     Objects and arrays end where the bracket that opened them closes: a stack of open brackets
-    skips strings, lets a closer end every bracket left open inside its match (``[1, 2}`` ends at
-    ``}``), and ignores a closer that matches nothing. A string missing its closing quote ends the
+    skips strings, lets a closer end every bracket left open inside its match (``{"a": [1, 2}``
+    ends at ``}``), and a closer that matches nothing ends the element where it stands. A string missing its closing quote ends the
     element at that line's end, since JSON strings cannot span lines. Scalars end before the next
     ``,``, ``]`` or whitespace. An element that never closes runs to the end of the text.
     """
@@ -230,6 +235,7 @@ def _element_end(text: str, pos: int) -> int:
         match = SCALAR_END.search(text, pos)
         return match.start() if match else len(text)
     stack: list[str] = []
+    open_count = {"{": 0, "[": 0}  # lets an unmatched closer be found without scanning the stack
     i = pos
     while True:
         match = STRUCTURE.search(text, i)
@@ -243,12 +249,19 @@ def _element_end(text: str, pos: int) -> int:
             i = string.end()
             continue
         i += 1
-        if ch in "{[":
+        if ch in open_count:
             stack.append(ch)
-        elif CLOSERS[ch] in stack:
-            del stack[len(stack) - 1 - stack[::-1].index(CLOSERS[ch]):]
-            if not stack:
-                return i
+            open_count[ch] += 1
+            continue
+        if open_count[CLOSERS[ch]] == 0:  # closes nothing that is open: the element is broken here
+            return i
+        while True:
+            top = stack.pop()
+            open_count[top] -= 1
+            if top == CLOSERS[ch]:
+                break
+        if not stack:
+            return i
 
 
 def _line_end(text: str, pos: int) -> int:

@@ -26,6 +26,7 @@ class InputFile:
     uri: str
     relpath: str
     size: int
+    mtime_ns: int | None = None
 
 
 def is_input_file(relpath: str) -> bool:
@@ -70,7 +71,7 @@ def list_input_files(location: str) -> tuple[pafs.FileSystem, list[InputFile]]:
     fs, base = filesystem_for(base_uri)
     info = fs.get_file_info(base)
     if info.type == pafs.FileType.File and pattern is None:
-        return fs, [InputFile(base, location, info.base_name, info.size)]
+        return fs, [InputFile(base, location, info.base_name, info.size, info.mtime_ns)]
     if info.type != pafs.FileType.Directory:
         return fs, []
     matcher = glob_regex(pattern) if pattern else None
@@ -81,7 +82,7 @@ def list_input_files(location: str) -> tuple[pafs.FileSystem, list[InputFile]]:
             continue
         if matcher and not matcher.match(relpath):
             continue
-        found.append(InputFile(entry.path, f"{base_uri.rstrip('/')}/{relpath}", relpath, entry.size))
+        found.append(InputFile(entry.path, f"{base_uri.rstrip('/')}/{relpath}", relpath, entry.size, entry.mtime_ns))
     return fs, sorted(found, key=lambda f: f.relpath)
 
 

@@ -52,17 +52,35 @@ def snippet(raw: bytes, chars: int) -> str:
     return raw[: chars * 4].decode("utf-8", errors="backslashreplace")[:chars]
 
 
-def file_rows(spec: SourceSpec, path: str, uri: str, relpath: str) -> Iterator[dict]:
+Listed = tuple[int, "int | None"]  # (size, mtime_ns) of a file when it was listed
+
+
+def file_rows(spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed | None = None) -> Iterator[dict]:
     """One output row per record of the file: canonical fields, or a reject reason and snippet.
 
     Records fail one by one; only a file that cannot be opened or decompressed ends early, with an
-    ``unreadable file`` reject after whatever it yielded.
+    ``unreadable file`` reject after whatever it yielded. With ``listed``, a file whose size or
+    modification time no longer match its listing gets an ``unreadable file`` reject too: what
+    was read may mix two versions of it.
     """
     try:
         for raw in read_records(spec.filesystem, path, spec.max_record_bytes):
             yield _row(spec, uri, relpath, raw)
+        changed = _changed_since(spec.filesystem, path, listed) if listed else None
+        if changed:
+            yield _reject(spec, uri, 0, f"{UNREADABLE}: changed during ingest ({changed}); re-run", b"")
     except (OSError, ValueError) as exc:  # bad gzip stream, truncated zstd, not a Parquet file
         yield _reject(spec, uri, 0, f"{UNREADABLE}: {type(exc).__name__}: {exc}", b"")
+
+
+def _changed_since(fs: pafs.FileSystem, path: str, listed: Listed) -> str | None:
+    info = fs.get_file_info(path)
+    size, mtime_ns = listed
+    if info.size != size:
+        return f"listed {size} bytes, now {info.size}"
+    if mtime_ns is not None and info.mtime_ns != mtime_ns:
+        return "modification time moved since listing"
+    return None
 
 
 def _row(spec: SourceSpec, uri: str, relpath: str, raw: RawRecord) -> dict:
@@ -135,23 +153,25 @@ def batches_of(rows: Iterable[dict], schema: pa.Schema, batch_rows: int, batch_b
 
 
 def read_file_batches(
-    spec: SourceSpec, path: str, uri: str, relpath: str, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
+    spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed | None = None,
+    batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[pa.RecordBatch]:
     """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file: its records and its rejects."""
-    yield from batches_of(file_rows(spec, path, uri, relpath), INGEST_OUTPUT_SCHEMA, batch_rows, batch_bytes)
+    yield from batches_of(file_rows(spec, path, uri, relpath, listed), INGEST_OUTPUT_SCHEMA, batch_rows, batch_bytes)
 
 
-def tally_file(spec: SourceSpec, path: str, uri: str, relpath: str) -> Iterator[pa.RecordBatch]:
+def tally_file(spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed | None = None) -> Iterator[pa.RecordBatch]:
     """Arrow batches (``INGEST_TALLY_SCHEMA``) of one file: its rejects, then one tally row.
 
     This pass parses the file again but ships only rejects and a count, and that count is an
-    independent check on the record pass: a read that failed or changed in between shows up.
+    independent check on the record pass: a read that failed in between shows up in the counts, and
+    a file changed since it was listed (before the record pass) shows up as unreadable.
     """
     seen = 0
 
     def rejects() -> Iterator[dict]:
         nonlocal seen
-        for row in file_rows(spec, path, uri, relpath):
+        for row in file_rows(spec, path, uri, relpath, listed):
             seen += 1
             if row.get("reject_reason") is not None:
                 yield row
@@ -162,13 +182,14 @@ def tally_file(spec: SourceSpec, path: str, uri: str, relpath: str) -> Iterator[
 
 
 def files_mapper(
-    per_file: Callable[[SourceSpec, str, str, str], Iterator[pa.RecordBatch]], specs: dict[str, SourceSpec]
+    per_file: Callable[..., Iterator[pa.RecordBatch]], specs: dict[str, SourceSpec]
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` body running ``per_file`` on each listed file (``source``, ``path``, ``uri``, ``relpath``)."""
+    """A ``mapInArrow`` body running ``per_file`` on each listed file
+    (``source``, ``path``, ``uri``, ``relpath``, ``size``, ``mtime_ns``)."""
 
     def mapper(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for file in batch.to_pylist():
-                yield from per_file(specs[file["source"]], file["path"], file["uri"], file["relpath"])
+            for f in batch.to_pylist():
+                yield from per_file(specs[f["source"]], f["path"], f["uri"], f["relpath"], (f["size"], f["mtime_ns"]))
 
     return mapper
