@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,7 +28,7 @@ from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows, sql_string
 from udfs.ingest.discovery import list_input_files
 from udfs.ingest.formats import resolve_fields
-from udfs.ingest.reader import UNREADABLE, SourceSpec, files_mapper, read_file_batches, tally_file
+from udfs.ingest.reader import UNREADABLE, SourceSpec, records_of_files, tallies_of_files
 from udfs.schema import INGEST_OUTPUT_SCHEMA, INGEST_TALLY_SCHEMA, RECORD_SCHEMA, REJECT_SCHEMA
 
 DOCS_TABLE = "bronze/docs"
@@ -138,11 +139,11 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> IngestResult:
     run_info = RunInfo(run_id, "ingest", cfg.section_hash("ingest"))
     sources = sources_predicate(specs)
 
-    parsed = listing.mapInArrow(files_mapper(read_file_batches, specs), from_arrow_schema(INGEST_OUTPUT_SCHEMA))
+    parsed = listing.mapInArrow(partial(records_of_files, specs=specs), from_arrow_schema(INGEST_OUTPUT_SCHEMA))
     docs = replace_rows(records(parsed), cfg.table(DOCS_TABLE), sources, run_info, ["source"], DOCS_PROPERTIES)
 
     # Rejects plus one row per file: small, so caching it costs nothing like caching the corpus.
-    tally = listing.mapInArrow(files_mapper(tally_file, specs), from_arrow_schema(INGEST_TALLY_SCHEMA)).cache()
+    tally = listing.mapInArrow(partial(tallies_of_files, specs=specs), from_arrow_schema(INGEST_TALLY_SCHEMA)).cache()
     try:
         rejects = replace_rows(rejected(tally), cfg.table(REJECTS_TABLE), f"stage = 'ingest' AND {sources}",
                                run_info, ["stage", "source"])

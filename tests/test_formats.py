@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 
 from udfs.ingest.conversations import RecordError
@@ -174,7 +175,6 @@ def test_parquet_types_without_json_equivalent_land_in_meta(tmp_path):
     import datetime
     import decimal
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = tmp_path / "typed.parquet"
@@ -187,17 +187,22 @@ def test_parquet_types_without_json_equivalent_land_in_meta(tmp_path):
 
 def test_file_changed_since_listing_is_unreadable(tmp_path):
     from udfs.ingest.discovery import list_input_files
+    from udfs.ingest.reader import tally_file
 
     path = tmp_path / "live.jsonl"
     path.write_text('{"text": "one"}\n')
     _, [listed] = list_input_files(str(path))
     spec = SourceSpec("web", "text", {"text": "text"})
     stamp = (listed.size, listed.mtime_ns)
-    assert [r.get("reject_reason") for r in file_rows(spec, str(path), str(path), "live.jsonl", stamp)] == [None]
+
+    def tally():
+        return pa.Table.from_batches(list(tally_file(spec, str(path), str(path), "live.jsonl", stamp))).to_pylist()
+
+    assert [(r["reject_reason"], r["records_seen"]) for r in tally()] == [(None, 1)]
     path.write_text('{"text": "one"}\n{"text": "two"}\n')  # appended after listing
-    rows = list(file_rows(spec, str(path), str(path), "live.jsonl", stamp))
-    assert [r.get("text") for r in rows[:2]] == ["one", "two"]
-    assert rows[2]["reject_reason"] == "unreadable file: changed during ingest (listed 16 bytes, now 32); re-run"
+    rows = tally()
+    assert rows[0]["reject_reason"] == "unreadable file: changed during ingest (listed 16 bytes, now 32); re-run"
+    assert rows[1]["records_seen"] == 3  # both records it read, and the reject
 
 
 def test_batches_are_cut_by_size(tmp_path):

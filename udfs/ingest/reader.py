@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -55,25 +55,21 @@ def snippet(raw: bytes, chars: int) -> str:
 Listed = tuple[int, "int | None"]  # (size, mtime_ns) of a file when it was listed
 
 
-def file_rows(spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed | None = None) -> Iterator[dict]:
+def file_rows(spec: SourceSpec, path: str, uri: str, relpath: str) -> Iterator[dict]:
     """One output row per record of the file: canonical fields, or a reject reason and snippet.
 
     Records fail one by one; only a file that cannot be opened or decompressed ends early, with an
-    ``unreadable file`` reject after whatever it yielded. With ``listed``, a file whose size or
-    modification time no longer match its listing gets an ``unreadable file`` reject too: what
-    was read may mix two versions of it.
+    ``unreadable file`` reject after whatever it yielded.
     """
     try:
         for raw in read_records(spec.filesystem, path, spec.max_record_bytes):
             yield _row(spec, uri, relpath, raw)
-        changed = _changed_since(spec.filesystem, path, listed) if listed else None
-        if changed:
-            yield _reject(spec, uri, 0, f"{UNREADABLE}: changed during ingest ({changed}); re-run", b"")
     except (OSError, ValueError) as exc:  # bad gzip stream, truncated zstd, not a Parquet file
         yield _reject(spec, uri, 0, f"{UNREADABLE}: {type(exc).__name__}: {exc}", b"")
 
 
 def _changed_since(fs: pafs.FileSystem, path: str, listed: Listed) -> str | None:
+    """Why the file is no longer the one listed (size or modification time moved), or None."""
     info = fs.get_file_info(path)
     size, mtime_ns = listed
     if info.size != size:
@@ -110,10 +106,10 @@ def _raw_bytes(raw: RawRecord) -> bytes:
     return json.dumps(raw.value, ensure_ascii=False, default=str).encode()
 
 
-def _reject(spec: SourceSpec, path: str, line: int, reason: str, raw: bytes) -> dict:
+def _reject(spec: SourceSpec, uri: str, line: int, reason: str, raw: bytes) -> dict:
     return {
         "source": spec.name,
-        "source_file": path,
+        "source_file": uri,
         "source_line": line,
         "reject_reason": reason,
         "raw_snippet": snippet(raw, spec.snippet_chars),
@@ -153,43 +149,53 @@ def batches_of(rows: Iterable[dict], schema: pa.Schema, batch_rows: int, batch_b
 
 
 def read_file_batches(
-    spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed | None = None,
-    batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES,
+    spec: SourceSpec, path: str, uri: str, relpath: str, batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES
 ) -> Iterator[pa.RecordBatch]:
     """Arrow batches (``INGEST_OUTPUT_SCHEMA``) of one file: its records and its rejects."""
-    yield from batches_of(file_rows(spec, path, uri, relpath, listed), INGEST_OUTPUT_SCHEMA, batch_rows, batch_bytes)
+    yield from batches_of(file_rows(spec, path, uri, relpath), INGEST_OUTPUT_SCHEMA, batch_rows, batch_bytes)
 
 
-def tally_file(spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed | None = None) -> Iterator[pa.RecordBatch]:
+def tally_file(spec: SourceSpec, path: str, uri: str, relpath: str, listed: Listed) -> Iterator[pa.RecordBatch]:
     """Arrow batches (``INGEST_TALLY_SCHEMA``) of one file: its rejects, then one tally row.
 
     This pass parses the file again but ships only rejects and a count, and that count is an
-    independent check on the record pass: a read that failed in between shows up in the counts, and
-    a file changed since it was listed (before the record pass) shows up as unreadable.
+    independent check on the record pass: a read that failed in between shows up in the counts.
+    It runs after the record pass, so a file whose size or modification time no longer match its
+    listing changed while being ingested: what was read may mix two versions of it, and it gets an
+    ``unreadable file`` reject.
     """
     seen = 0
 
     def rejects() -> Iterator[dict]:
         nonlocal seen
-        for row in file_rows(spec, path, uri, relpath, listed):
+        for row in file_rows(spec, path, uri, relpath):
             seen += 1
             if row.get("reject_reason") is not None:
                 yield row
+        changed = _changed_since(spec.filesystem, path, listed)
+        if changed:
+            seen += 1
+            yield _reject(spec, uri, 0, f"{UNREADABLE}: changed during ingest ({changed}); re-run", b"")
 
     yield from batches_of(rejects(), INGEST_TALLY_SCHEMA, BATCH_ROWS, BATCH_BYTES)
     tally = {"source": spec.name, "source_file": uri, "records_seen": seen}
     yield pa.RecordBatch.from_pylist([tally], schema=INGEST_TALLY_SCHEMA)
 
 
-def files_mapper(
-    per_file: Callable[..., Iterator[pa.RecordBatch]], specs: dict[str, SourceSpec]
-) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` body running ``per_file`` on each listed file
-    (``source``, ``path``, ``uri``, ``relpath``, ``size``, ``mtime_ns``)."""
+def _listed_files(batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec]) -> Iterator[tuple[SourceSpec, dict]]:
+    """The files Spark hands a task (``source``, ``path``, ``uri``, ``relpath``, ``size``, ``mtime_ns``)."""
+    for batch in batches:
+        for file in batch.to_pylist():
+            yield specs[file["source"]], file
 
-    def mapper(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for f in batch.to_pylist():
-                yield from per_file(specs[f["source"]], f["path"], f["uri"], f["relpath"], (f["size"], f["mtime_ns"]))
 
-    return mapper
+def records_of_files(batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body of the record pass."""
+    for spec, f in _listed_files(batches, specs):
+        yield from read_file_batches(spec, f["path"], f["uri"], f["relpath"])
+
+
+def tallies_of_files(batches: Iterable[pa.RecordBatch], specs: dict[str, SourceSpec]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body of the tally pass."""
+    for spec, f in _listed_files(batches, specs):
+        yield from tally_file(spec, f["path"], f["uri"], f["relpath"], (f["size"], f["mtime_ns"]))
