@@ -81,10 +81,69 @@ class IngestSection(Section):
         return sources
 
 
+class ExactDedupSection(Section):
+    """Exact dedup: texts equal after these normalizations are duplicates."""
+
+    enabled: bool = True
+    nfkc: bool = True
+    lowercase: bool = True
+    whitespace: bool = Field(True, description="collapse whitespace runs to one space, trim the ends")
+    punctuation: bool = Field(False, description="ignore punctuation and symbols")
+
+
+class NearDedupSection(Section):
+    """MinHash-LSH near dedup; ``bands``/``rows`` default to datasketch's optimum for ``threshold``."""
+
+    enabled: bool = True
+    unit: Literal["word", "char"] = "word"
+    ngram: int = Field(5, gt=0)
+    num_perm: int = Field(128, ge=2, le=1024)
+    seed: int = 1
+    hash: Literal["xxh32", "sha1"] = Field("xxh32", description="shingle hash; sha1 is datasketch's default")
+    threshold: float = Field(0.8, gt=0, lt=1)
+    bands: int | None = Field(None, gt=0)
+    rows: int | None = Field(None, gt=0)
+    false_positive_weight: float = Field(0.5, ge=0)
+    false_negative_weight: float = Field(0.5, ge=0)
+    verify: bool = Field(True, description="exact Jaccard of candidate pairs; drop those under threshold")
+
+    @model_validator(mode="after")
+    def _banding(self) -> "NearDedupSection":
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither (derived from threshold)")
+        if self.bands and self.rows and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands * rows = {self.bands * self.rows} > num_perm {self.num_perm}")
+        return self
+
+
+class SurvivorSection(Section):
+    """Which document of a duplicate cluster is kept; ties go to the lowest doc_id."""
+
+    policy: Literal["lowest_id", "longest", "score"] = "lowest_id"
+    score_column: str | None = Field(None, description="input column; highest wins (policy: score)")
+
+    @model_validator(mode="after")
+    def _score_column(self) -> "SurvivorSection":
+        if (self.policy == "score") != (self.score_column is not None):
+            raise ValueError("score_column is required with policy 'score' and only used by it")
+        return self
+
+
+class DedupSection(Section):
+    input: str = Field("bronze/docs", description="lake table to deduplicate")
+    within: list[str] = Field(["kind"], description="only records equal in these columns are compared")
+    exact: ExactDedupSection = Field(default_factory=ExactDedupSection)
+    near: NearDedupSection = Field(default_factory=NearDedupSection)
+    survivor: SurvivorSection = Field(default_factory=SurvivorSection)
+    checkpoint_dir: str | None = Field(None, description="reliable checkpoints here; null: executor-local ones")
+    max_iterations: int = Field(50, gt=0, description="connected-components rounds before giving up")
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
     ingest: IngestSection
+    dedup: DedupSection = Field(default_factory=DedupSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

@@ -23,6 +23,7 @@ class RunInfo:
     run_id: str
     stage: str
     config_hash: str
+    inputs: dict[str, int] = field(default_factory=dict)  # input table -> Delta version read
     git_rev: str | None = field(default_factory=lambda: git_revision())
     code_version: str = __version__
 
@@ -63,19 +64,22 @@ class Commit:
 
 
 def replace_rows(
-    df: DataFrame, path: str, predicate: str, run: RunInfo, partition_by: list[str],
+    df: DataFrame, path: str, predicate: str | None, run: RunInfo, partition_by: list[str],
     properties: dict[str, str] | None = None,
 ) -> Commit:
     """Atomically replace the rows matching ``predicate`` with ``df`` (create the table if new).
 
     Replacing by predicate is what makes a re-run idempotent: the rows a run owns are swapped in
-    one commit and every other row stays. ``properties`` (``delta.*``) are set when the table is
+    one commit and every other row stays; ``predicate=None`` replaces the whole table (schema and
+    partitioning included), for stages whose output is a function of their whole input. ``properties`` (``delta.*``) are set when the table is
     created. Returns the commit's version and the rows it wrote.
     """
     spark = df.sparkSession
     before = latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else -1
     writer = df.write.format("delta").option("userMetadata", run.user_metadata()).partitionBy(*partition_by)
-    if before >= 0:
+    if before >= 0 and predicate is None:
+        writer = writer.mode("overwrite").option("overwriteSchema", "true")
+    elif before >= 0:
         writer = writer.mode("overwrite").option("replaceWhere", predicate)
     else:
         writer = writer.mode("append").options(**(properties or {}))

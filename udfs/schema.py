@@ -62,3 +62,17 @@ INGEST_TALLY_SCHEMA = pa.schema(
         ("records_seen", pa.int64()),
     ]
 )
+
+# One dropped schema for every stage: the record, why it went (``reason``), the signal ``value``
+# and the ``threshold`` that decided it, and for a duplicate the record it duplicates.
+DROPPED_SCHEMA = pa.schema(
+    [
+        ("stage", pa.string()),
+        ("source", pa.string()),
+        ("doc_id", pa.string()),
+        ("reason", pa.string()),
+        ("value", pa.float64()),
+        ("threshold", pa.float64()),
+        ("duplicate_of", pa.string()),
+    ]
+)

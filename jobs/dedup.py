@@ -1,0 +1,289 @@
+"""Dedup stage: ``bronze/docs`` -> ``dedup/{kept,clusters,dropped}`` (Delta).
+
+1. One pass over the text (``mapInArrow``, ``udfs/dedup``) turns each document into a normalized
+   exact hash and its MinHash-LSH band keys; the text is not carried further. The result is
+   checkpointed with a dense ``nid`` (long) so every later shuffle moves 8-byte ids, not texts.
+2. Exact duplicates: documents sharing (``within`` columns, hash) link to their group's best one.
+3. Near duplicates, among exact survivors only: documents sharing a band bucket link to the
+   bucket's smallest member (a star, not all pairs); with ``near.verify`` each candidate pair is
+   re-read and kept only if the exact Jaccard of the shingle sets reaches the threshold.
+4. Connected components over both kinds of links (``refinery.components``); per cluster one
+   survivor by ``survivor.policy``. The rest are dropped with reason and the survivor's id.
+
+Every output is replaced as a whole in one commit per table, stamped with the input version read,
+so a re-run is idempotent. Counts reconcile: in = kept + dropped + rejected.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.types import DoubleType, LongType, StringType
+
+from refinery.components import connected_components
+from refinery.config import Config, DedupSection
+from refinery.summary import StageSummary, render_table
+from refinery.tables import Commit, RunInfo, latest_version, replace_rows
+from udfs.dedup.batches import FINGERPRINT_FIELDS, PAIR_SCHEMA, FingerprintPlan, fingerprints, pair_similarities
+from udfs.dedup.minhash import MinHasher, Shingler, lsh_bands
+from udfs.dedup.text import ExactNormalization
+from udfs.schema import DROPPED_SCHEMA, REJECT_SCHEMA
+
+KEPT_TABLE = "dedup/kept"
+CLUSTERS_TABLE = "dedup/clusters"
+DROPPED_TABLE = "dedup/dropped"
+REJECTS_TABLE = "bronze/rejects"
+KEPT_PROPERTIES = {"delta.dataSkippingStatsColumns": "doc_id,kind,source_file,source_line,lang,dup_count"}
+EXACT, NEAR = "exact_duplicate", "near_duplicate"
+
+
+class DedupError(RuntimeError):
+    """The stage cannot run (no input table, a configured column is missing)."""
+
+
+@dataclass(frozen=True)
+class DedupResult:
+    records_in: int
+    by_source: dict[str, dict[str, int]]
+    bands: int
+    rows: int
+    candidate_pairs: int
+    verified_pairs: int
+    kept: Commit
+    clusters: Commit
+    dropped: Commit
+    rejects: Commit
+
+    def problems(self) -> list[str]:
+        return []
+
+    def details(self) -> str:
+        near = (f"near: {self.bands} bands x {self.rows} rows, {self.candidate_pairs} candidate pairs, "
+                f"{self.verified_pairs} kept after verification")
+        columns = ["in", "kept", EXACT, NEAR, "rejected"]
+        rows = [[source, *(counts.get(c, 0) for c in columns)] for source, counts in sorted(self.by_source.items())]
+        return near + "\nin = kept + exact + near duplicates + rejected, per source\n" + render_table(["source", *columns], rows)
+
+    def summary(self, seconds: float) -> StageSummary:
+        return StageSummary("dedup", self.records_in, self.kept.rows, self.dropped.rows, self.rejects.rows,
+                            [self.kept, self.clusters, self.dropped], seconds)
+
+
+def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
+    d = cfg.dedup
+    path = cfg.table(d.input)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise DedupError(f"input table {path} does not exist; run the ingest stage first")
+    version = latest_version(spark, path)
+    docs = spark.read.format("delta").option("versionAsOf", version).load(path)
+    check_columns(docs, d)
+    run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: version})
+    checkpoint = checkpointer(spark, d)
+
+    usable = F.col("doc_id").isNotNull() & F.col("text").isNotNull()
+    bands, rows = banding(d)
+    fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
+    exact_links, representatives = exact_duplicates(fp, d)
+    candidates = checkpoint(near_candidates(representatives, d)) if d.near.enabled else None
+    near_links = verified(candidates, fp, docs, d) if candidates is not None else None
+    links = exact_links if near_links is None else exact_links.unionByName(near_links.select("src", "dst"))
+    members = checkpoint(clusters(fp, connected_components(links, checkpoint, d.max_iterations), near_links, d))
+
+    kept_docs = (docs.where(usable).join(members.select("doc_id", "kept", "cluster_size"), "doc_id", "left")
+                 .where(F.col("kept").isNull() | F.col("kept"))
+                 .withColumn("dup_count", F.coalesce(F.col("cluster_size"), F.lit(1)).cast(LongType()))
+                 .drop("kept", "cluster_size"))
+    kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], KEPT_PROPERTIES)
+    cluster_rows = members.select("doc_id", "cluster_id", "cluster_size", "kept", "source")
+    clusters_commit = replace_rows(cluster_rows, cfg.table(CLUSTERS_TABLE), None, run_info, [])
+    dropped = replace_rows(dropped_rows(members), cfg.table(DROPPED_TABLE), None, run_info, [])
+    rejects = replace_rows(rejected_rows(docs.where(~usable)), cfg.table(REJECTS_TABLE), "stage = 'dedup'",
+                           run_info, ["stage", "source"])
+
+    result = DedupResult(
+        records_in=docs.count(), by_source=source_counts(spark, fp, kept, dropped, rejects), bands=bands, rows=rows,
+        candidate_pairs=candidates.count() if candidates is not None else 0,
+        verified_pairs=near_links.count() if near_links is not None else 0,
+        kept=kept, clusters=clusters_commit, dropped=dropped, rejects=rejects,
+    )
+    reconcile(result)
+    return result
+
+
+def check_columns(docs: DataFrame, d: DedupSection) -> None:
+    needed = {"doc_id", "text", "source", *d.within}
+    if d.survivor.score_column:
+        needed.add(d.survivor.score_column)
+    missing = sorted(needed - set(docs.columns))
+    if missing:
+        raise DedupError(f"input table {d.input} has no column(s) {missing} (dedup.within / dedup.survivor)")
+
+
+def checkpointer(spark: SparkSession, d: DedupSection) -> Callable[[DataFrame], DataFrame]:
+    """Reliable checkpoints (survive lost executors) when a directory is configured, else
+    executor-local ones (faster; a lost executor fails the stage, which is then re-run)."""
+    if d.checkpoint_dir:
+        spark.sparkContext.setCheckpointDir(d.checkpoint_dir)
+        return lambda df: df.checkpoint(eager=True)
+    return lambda df: df.localCheckpoint(eager=True)
+
+
+def banding(d: DedupSection) -> tuple[int, int]:
+    near = d.near
+    if near.bands and near.rows:
+        return near.bands, near.rows
+    return lsh_bands(near.threshold, near.num_perm, near.false_positive_weight, near.false_negative_weight)
+
+
+def hasher(d: DedupSection) -> MinHasher:
+    return MinHasher(Shingler(d.near.ngram, d.near.unit, d.near.hash), d.near.num_perm, d.near.seed)
+
+
+def fingerprint(docs: DataFrame, d: DedupSection, bands: int, rows: int) -> DataFrame:
+    """One pass over the text: (doc_id, source, within..., survivor keys, exact_hash, bands, nid, rank)."""
+    exact = d.exact
+    plan = FingerprintPlan(
+        ExactNormalization(exact.nfkc, exact.lowercase, exact.whitespace, exact.punctuation) if exact.enabled else None,
+        hasher(d) if d.near.enabled else None, bands, rows,
+    )
+    carried = list(dict.fromkeys(["doc_id", "source", *d.within]))
+    columns = [F.col(c) for c in carried] + [F.length("text").cast(LongType()).alias("_length")]
+    if d.survivor.score_column:
+        columns.append(F.col(d.survivor.score_column).cast(DoubleType()).alias("_score"))
+    narrow = docs.select(*columns, "text")
+    out_schema = to_arrow_schema(narrow.drop("text").schema)
+    for f in FINGERPRINT_FIELDS:
+        out_schema = out_schema.append(f)
+    fp = narrow.mapInArrow(partial(fingerprints, plan=plan), from_arrow_schema(out_schema))
+    return fp.withColumn("nid", F.monotonically_increasing_id()).withColumn("rank", survivor_rank(d))
+
+
+def survivor_rank(d: DedupSection) -> Column:
+    """A struct whose minimum over a cluster is its survivor; doc_id breaks ties, so it is total."""
+    tail = [F.col("doc_id"), F.col("nid"), F.col("exact_hash")]
+    if d.survivor.policy == "longest":
+        return F.struct((-F.col("_length")).alias("k"), *tail)
+    if d.survivor.policy == "score":
+        return F.struct(F.col("_score").isNull().alias("no_score"), (-F.col("_score")).alias("k"), *tail)
+    return F.struct(*tail)
+
+
+def exact_duplicates(fp: DataFrame, d: DedupSection) -> tuple[DataFrame, DataFrame]:
+    """Links (src, dst) from each exact duplicate to its group's best member, and the documents
+    that are no exact duplicate of a better one (the ones near dedup compares)."""
+    if not d.exact.enabled:
+        return fp.sparkSession.createDataFrame([], "src long, dst long"), fp
+    key = [*d.within, "exact_hash"]
+    best = (fp.groupBy(*key).agg(F.min("rank").alias("best"), F.count(F.lit(1)).alias("n"))
+            .where(F.col("n") > 1).select(*key, F.col("best.nid").alias("dst")))
+    links = fp.join(best, key).where(F.col("nid") != F.col("dst")).select(F.col("nid").alias("src"), "dst")
+    return links, fp.join(links.select(F.col("src").alias("nid")), "nid", "left_anti")
+
+
+def near_candidates(representatives: DataFrame, d: DedupSection) -> DataFrame:
+    """(src, dst): every member of a band bucket linked to the bucket's smallest member."""
+    buckets = (representatives.where(F.col("bands").isNotNull())
+               .select(*d.within, "nid", F.posexplode("bands").alias("band", "key"))
+               .groupBy(*d.within, "band", "key").agg(F.collect_list("nid").alias("members"))
+               .where(F.size("members") > 1))
+    return (buckets.select(F.array_min("members").alias("dst"), F.explode("members").alias("src"))
+            .where(F.col("src") != F.col("dst")).select("src", "dst").distinct())
+
+
+def verified(candidates: DataFrame, fp: DataFrame, docs: DataFrame, d: DedupSection) -> DataFrame:
+    """(src, dst, jaccard): candidates whose exact shingle Jaccard reaches the threshold, or all
+    candidates (jaccard null) without verification."""
+    if not d.near.verify:
+        return candidates.withColumn("jaccard", F.lit(None).cast(DoubleType()))
+    nodes = candidates.select(F.col("src").alias("nid")).union(candidates.select(F.col("dst").alias("nid"))).distinct()
+    texts = nodes.join(fp.select("nid", "doc_id"), "nid").join(docs.select("doc_id", "text"), "doc_id")
+    pairs = (candidates
+             .join(texts.select(F.col("nid").alias("src"), F.col("text").alias("text_src")), "src")
+             .join(texts.select(F.col("nid").alias("dst"), F.col("text").alias("text_dst")), "dst")
+             .select("src", "dst", "text_src", "text_dst"))
+    scored = pairs.mapInArrow(partial(pair_similarities, hasher=hasher(d)), from_arrow_schema(PAIR_SCHEMA))
+    return scored.where(F.col("jaccard") >= d.near.threshold)
+
+
+def clusters(fp: DataFrame, labels: DataFrame, near_links: DataFrame | None, d: DedupSection) -> DataFrame:
+    """Per member of a duplicate cluster: cluster id (its smallest doc_id), size, whether it is
+    the survivor, and for the others why they go and which document they duplicate."""
+    members = labels.join(fp.select("nid", "doc_id", "source", "exact_hash", "rank"), F.col("node") == F.col("nid"))
+    per_cluster = members.groupBy("root").agg(
+        F.min("rank").alias("best"), F.count(F.lit(1)).alias("cluster_size"), F.min("doc_id").alias("cluster_id"))
+    members = members.join(per_cluster, "root")
+    kept = F.col("nid") == F.col("best.nid")
+    exact = F.col("exact_hash").isNotNull() & (F.col("exact_hash") == F.col("best.exact_hash"))
+    similarity = F.lit(None).cast(DoubleType())
+    if near_links is not None:
+        best_edge = near_links.select(F.col("src").alias("nid"), "jaccard").unionByName(
+            near_links.select(F.col("dst").alias("nid"), "jaccard")).groupBy("nid").agg(F.max("jaccard").alias("best_j"))
+        members = members.join(best_edge, "nid", "left")
+        similarity = F.col("best_j")
+    return members.select(
+        "doc_id", "source", "cluster_id", F.col("cluster_size").cast(LongType()), kept.alias("kept"),
+        F.when(kept, None).when(exact, EXACT).otherwise(NEAR).alias("reason"),
+        F.when(kept, None).when(exact, 1.0).otherwise(similarity).alias("value"),
+        F.when(kept, None).when(exact, 1.0).otherwise(d.near.threshold).alias("threshold"),
+        F.when(kept, None).otherwise(F.col("best.doc_id")).alias("duplicate_of"),
+    )
+
+
+def dropped_rows(members: DataFrame) -> DataFrame:
+    columns = {"stage": F.lit("dedup"), "value": F.col("value").cast(DoubleType()),
+               "threshold": F.col("threshold").cast(DoubleType())}
+    return members.where(~F.col("kept")).select(*[columns.get(n, F.col(n)).alias(n) for n in DROPPED_SCHEMA.names])
+
+
+def rejected_rows(bad: DataFrame) -> DataFrame:
+    reason = F.when(F.col("doc_id").isNull(), "dedup: record has no doc_id").otherwise("dedup: record has no text")
+    columns = {
+        "stage": F.lit("dedup"),
+        "source": F.col("source"),
+        "doc_id": F.col("doc_id"),
+        "source_file": F.col("source_file") if "source_file" in bad.columns else F.lit(None).cast(StringType()),
+        "source_line": F.col("source_line").cast(LongType()) if "source_line" in bad.columns else F.lit(None).cast(LongType()),
+        "reason": reason,
+        "raw_snippet": F.lit(None).cast(StringType()),
+    }
+    return bad.select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])
+
+
+def source_counts(spark: SparkSession, fp: DataFrame, kept: Commit, dropped: Commit,
+                  rejects: Commit) -> dict[str, dict[str, int]]:
+    """in / kept / per reason / rejected per source, read back from the committed versions."""
+    counts: dict[str, dict[str, int]] = {}
+    for r in fp.groupBy("source").count().collect():
+        counts.setdefault(r["source"], {})["in"] = r["count"]
+    table = spark.read.format("delta").option("versionAsOf", kept.version).load(kept.path)
+    for r in table.groupBy("source").count().collect():
+        counts.setdefault(r["source"], {})["kept"] = r["count"]
+    table = spark.read.format("delta").option("versionAsOf", dropped.version).load(dropped.path)
+    for r in table.groupBy("source", "reason").count().collect():
+        counts.setdefault(r["source"], {})[r["reason"]] = r["count"]
+    if rejects.rows:
+        table = spark.read.format("delta").option("versionAsOf", rejects.version).load(rejects.path)
+        for r in table.where("stage = 'dedup'").groupBy("source").count().collect():
+            entry = counts.setdefault(r["source"], {})
+            entry["rejected"] = r["count"]
+            entry["in"] = entry.get("in", 0) + r["count"]
+    return counts
+
+
+def reconcile(result: DedupResult) -> None:
+    """in = kept + dropped + rejected, from the Delta commits, else the stage fails loudly."""
+    if result.records_in != result.kept.rows + result.dropped.rows + result.rejects.rows:
+        raise DedupError(f"counts do not reconcile: in {result.records_in} != kept {result.kept.rows} + dropped "
+                         f"{result.dropped.rows} + rejected {result.rejects.rows} (re-run the stage; it is idempotent)")
+
+
+if __name__ == "__main__":  # spark-submit jobs/dedup.py --config ...
+    from refinery.cli import main
+
+    sys.exit(main(["dedup", *sys.argv[1:]]))
