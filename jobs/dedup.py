@@ -18,15 +18,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
-
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import DoubleType, LongType, StringType
 
-from refinery.components import connected_components
+from refinery.components import Checkpoint, connected_components
 from refinery.config import Config, DedupSection
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, latest_version, replace_rows
@@ -89,11 +87,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     usable = F.col("doc_id").isNotNull() & F.col("text").isNotNull()
     bands, rows = banding(d)
     fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
-    exact_links, representatives = exact_duplicates(fp, d)
-    candidates = checkpoint(near_candidates(representatives, d)) if d.near.enabled else None
-    near_links = verified(candidates, fp, docs, d) if candidates is not None else None
-    links = exact_links if near_links is None else exact_links.unionByName(near_links.select("src", "dst"))
-    members = checkpoint(clusters(fp, connected_components(links, checkpoint, d.max_iterations), near_links, d))
+    links = duplicate_links(fp, docs, d, checkpoint)
+    members = checkpoint(clusters(fp, connected_components(links.all(), checkpoint, d.max_iterations), links.near, d))
 
     kept_docs = (docs.where(usable).join(members.select("doc_id", "kept", "cluster_size"), "doc_id", "left")
                  .where(F.col("kept").isNull() | F.col("kept"))
@@ -108,8 +103,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
 
     result = DedupResult(
         records_in=docs.count(), by_source=source_counts(spark, fp, kept, dropped, rejects), bands=bands, rows=rows,
-        candidate_pairs=candidates.count() if candidates is not None else 0,
-        verified_pairs=near_links.count() if near_links is not None else 0,
+        candidate_pairs=links.candidates.count() if links.candidates is not None else 0,
+        verified_pairs=links.near.count() if links.near is not None else 0,
         kept=kept, clusters=clusters_commit, dropped=dropped, rejects=rejects,
     )
     reconcile(result)
@@ -125,7 +120,7 @@ def check_columns(docs: DataFrame, d: DedupSection) -> None:
         raise DedupError(f"input table {d.input} has no column(s) {missing} (dedup.within / dedup.survivor)")
 
 
-def checkpointer(spark: SparkSession, d: DedupSection) -> Callable[[DataFrame], DataFrame]:
+def checkpointer(spark: SparkSession, d: DedupSection) -> Checkpoint:
     """Reliable checkpoints (survive lost executors) when a directory is configured, else
     executor-local ones (faster; a lost executor fails the stage, which is then re-run)."""
     if d.checkpoint_dir:
@@ -172,6 +167,26 @@ def survivor_rank(d: DedupSection) -> Column:
     if d.survivor.policy == "score":
         return F.struct(F.col("_score").isNull().alias("no_score"), (-F.col("_score")).alias("k"), *tail)
     return F.struct(*tail)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Duplicate links between documents (``nid`` pairs ``src``, ``dst``)."""
+
+    exact: DataFrame  # each exact duplicate to its group's best member
+    candidates: DataFrame | None  # LSH bucket co-members (near dedup on)
+    near: DataFrame | None  # accepted candidates, with their exact Jaccard when verified
+
+    def all(self) -> DataFrame:
+        return self.exact if self.near is None else self.exact.unionByName(self.near.select("src", "dst"))
+
+
+def duplicate_links(fp: DataFrame, docs: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> Links:
+    exact, representatives = exact_duplicates(fp, d)
+    if not d.near.enabled:
+        return Links(exact, None, None)
+    candidates = checkpoint(near_candidates(representatives, d))
+    return Links(exact, candidates, checkpoint(verified(candidates, fp, docs, d)))
 
 
 def exact_duplicates(fp: DataFrame, d: DedupSection) -> tuple[DataFrame, DataFrame]:

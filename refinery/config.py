@@ -103,8 +103,10 @@ class NearDedupSection(Section):
     threshold: float = Field(0.8, gt=0, lt=1)
     bands: int | None = Field(None, gt=0)
     rows: int | None = Field(None, gt=0)
-    false_positive_weight: float = Field(0.5, ge=0)
-    false_negative_weight: float = Field(0.5, ge=0)
+    # Recall-leaning weights (datasketch's MinHashLSH default is 0.5 / 0.5): verification removes
+    # the extra false positives, and nothing can restore a missed pair. 128 perms -> 14 bands x 9 rows.
+    false_positive_weight: float = Field(0.1, ge=0)
+    false_negative_weight: float = Field(0.9, ge=0)
     verify: bool = Field(True, description="exact Jaccard of candidate pairs; drop those under threshold")
 
     @model_validator(mode="after")
