@@ -2,11 +2,11 @@
 
 1. One pass over the text (``mapInArrow``, ``udfs/dedup``) turns each document into a normalized
    exact hash and its MinHash-LSH band keys; the text is not carried further. The result is
-   checkpointed with a dense ``nid`` (long) so every later shuffle moves 8-byte ids, not texts.
+   checkpointed with a unique ``nid`` (long) so every later shuffle moves 8-byte ids, not texts.
 2. Exact duplicates: documents sharing (``within`` columns, hash) link to their group's best one.
-3. Near duplicates, among exact survivors only: documents sharing a band bucket link to the
-   bucket's smallest member (a star, not all pairs); with ``near.verify`` each candidate pair is
-   re-read and kept only if the exact Jaccard of the shingle sets reaches the threshold.
+3. Near duplicates, among exact survivors only: documents sharing a band bucket are candidate
+   pairs (all pairs in small buckets, a star in large ones); with ``near.verify`` each candidate
+   pair is re-read and kept only if the exact Jaccard of the shingle sets reaches the threshold.
 4. Connected components over both kinds of links (``refinery.components``); per cluster one
    survivor by ``survivor.policy``. The rest are dropped with reason and the survivor's id.
 
@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import DoubleType, LongType, StringType
@@ -37,8 +37,10 @@ KEPT_TABLE = "dedup/kept"
 CLUSTERS_TABLE = "dedup/clusters"
 DROPPED_TABLE = "dedup/dropped"
 REJECTS_TABLE = "bronze/rejects"
-KEPT_PROPERTIES = {"delta.dataSkippingStatsColumns": "doc_id,kind,source_file,source_line,lang,dup_count"}
+# Data-skipping stats on the narrow columns later stages filter on (those the input has).
+KEPT_STATS = ("doc_id", "kind", "source_file", "source_line", "lang", "dup_count")
 EXACT, NEAR = "exact_duplicate", "near_duplicate"
+COPIES = "_copies"  # rows sharing a doc_id in the input
 
 
 class DedupError(RuntimeError):
@@ -59,6 +61,7 @@ class DedupResult:
     rejects: Commit
 
     def problems(self) -> list[str]:
+        """Dedup has no rate limits: what it cannot use is rejected, and counts must reconcile."""
         return []
 
     def details(self) -> str:
@@ -84,7 +87,11 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: version})
     checkpoint = checkpointer(spark, d)
 
-    usable = F.col("doc_id").isNotNull() & F.col("text").isNotNull()
+    # A doc_id that is not unique cannot be deduplicated (every join by it would multiply rows):
+    # all its rows are rejected. Counting ids reads one narrow column.
+    repeated = checkpoint(docs.groupBy("doc_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1))
+    docs = docs.join(repeated, "doc_id", "left")
+    usable = F.col("doc_id").isNotNull() & F.col("text").isNotNull() & F.col(COPIES).isNull()
     bands, rows = banding(d)
     fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
     links = duplicate_links(fp, docs, d, checkpoint)
@@ -93,8 +100,9 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     kept_docs = (docs.where(usable).join(members.select("doc_id", "kept", "cluster_size"), "doc_id", "left")
                  .where(F.col("kept").isNull() | F.col("kept"))
                  .withColumn("dup_count", F.coalesce(F.col("cluster_size"), F.lit(1)).cast(LongType()))
-                 .drop("kept", "cluster_size"))
-    kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], KEPT_PROPERTIES)
+                 .drop("kept", "cluster_size", COPIES))
+    stats = {"delta.dataSkippingStatsColumns": ",".join(c for c in KEPT_STATS if c in kept_docs.columns)}
+    kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], stats)
     cluster_rows = members.select("doc_id", "cluster_id", "cluster_size", "kept", "source")
     clusters_commit = replace_rows(cluster_rows, cfg.table(CLUSTERS_TABLE), None, run_info, [])
     dropped = replace_rows(dropped_rows(members), cfg.table(DROPPED_TABLE), None, run_info, [])
@@ -108,6 +116,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
         kept=kept, clusters=clusters_commit, dropped=dropped, rejects=rejects,
     )
     reconcile(result)
+    if d.checkpoint_dir:
+        drop_checkpoints(spark)
     return result
 
 
@@ -129,6 +139,14 @@ def checkpointer(spark: SparkSession, d: DedupSection) -> Checkpoint:
     return lambda df: df.localCheckpoint(eager=True)
 
 
+def drop_checkpoints(spark: SparkSession) -> None:
+    """Delete this application's reliable checkpoints (Spark keeps them by default)."""
+    directory = spark.sparkContext.getCheckpointDir()
+    if directory:
+        path = spark._jvm.org.apache.hadoop.fs.Path(directory)
+        path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)
+
+
 def banding(d: DedupSection) -> tuple[int, int]:
     near = d.near
     if near.bands and near.rows:
@@ -141,16 +159,20 @@ def hasher(d: DedupSection) -> MinHasher:
 
 
 def fingerprint(docs: DataFrame, d: DedupSection, bands: int, rows: int) -> DataFrame:
-    """One pass over the text: (doc_id, source, within..., survivor keys, exact_hash, bands, nid, rank)."""
+    """One pass over the text: (doc_id, source, group, survivor keys, exact_hash, bands, nid, rank).
+
+    ``group`` is a 64-bit hash of the ``within`` values (nulls included, as JSON), so that one
+    long column, not several typed ones, keys every later grouping.
+    """
     exact = d.exact
     plan = FingerprintPlan(
         ExactNormalization(exact.nfkc, exact.lowercase, exact.whitespace, exact.punctuation) if exact.enabled else None,
         hasher(d) if d.near.enabled else None, bands, rows,
     )
-    carried = list(dict.fromkeys(["doc_id", "source", *d.within]))
-    columns = [F.col(c) for c in carried] + [F.length("text").cast(LongType()).alias("_length")]
-    if d.survivor.score_column:
-        columns.append(F.col(d.survivor.score_column).cast(DoubleType()).alias("_score"))
+    group = F.xxhash64(F.to_json(F.struct(*d.within))) if d.within else F.lit(0).cast(LongType())
+    columns = [F.col("doc_id"), F.col("source"), group.alias("group"), F.length("text").cast(LongType()).alias("_length")]
+    if d.survivor.score_column:  # a value that is not a number counts as no score
+        columns.append(F.col(d.survivor.score_column).try_cast(DoubleType()).alias("_score"))
     narrow = docs.select(*columns, "text")
     out_schema = to_arrow_schema(narrow.drop("text").schema)
     for f in FINGERPRINT_FIELDS:
@@ -182,33 +204,46 @@ class Links:
 
 
 def duplicate_links(fp: DataFrame, docs: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> Links:
-    exact, representatives = exact_duplicates(fp, d)
+    exact, representatives = exact_duplicates(fp, d, checkpoint)
     if not d.near.enabled:
         return Links(exact, None, None)
-    candidates = checkpoint(near_candidates(representatives, d))
+    candidates = checkpoint(near_candidates(representatives, d, checkpoint))
     return Links(exact, candidates, checkpoint(verified(candidates, fp, docs, d)))
 
 
-def exact_duplicates(fp: DataFrame, d: DedupSection) -> tuple[DataFrame, DataFrame]:
+def exact_duplicates(fp: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> tuple[DataFrame, DataFrame]:
     """Links (src, dst) from each exact duplicate to its group's best member, and the documents
-    that are no exact duplicate of a better one (the ones near dedup compares)."""
+    that are no exact duplicate of a better one (the ones near dedup compares): one window."""
     if not d.exact.enabled:
         return fp.sparkSession.createDataFrame([], "src long, dst long"), fp
-    key = [*d.within, "exact_hash"]
-    best = (fp.groupBy(*key).agg(F.min("rank").alias("best"), F.count(F.lit(1)).alias("n"))
-            .where(F.col("n") > 1).select(*key, F.col("best.nid").alias("dst")))
-    links = fp.join(best, key).where(F.col("nid") != F.col("dst")).select(F.col("nid").alias("src"), "dst")
-    return links, fp.join(links.select(F.col("src").alias("nid")), "nid", "left_anti")
+    best = F.min("rank").over(Window.partitionBy("group", "exact_hash")).getField("nid")
+    marked = checkpoint(fp.select("nid", "group", "bands", best.alias("best")))
+    links = marked.where(F.col("nid") != F.col("best")).select(F.col("nid").alias("src"), F.col("best").alias("dst"))
+    return links, marked.where(F.col("nid") == F.col("best"))
 
 
-def near_candidates(representatives: DataFrame, d: DedupSection) -> DataFrame:
-    """(src, dst): every member of a band bucket linked to the bucket's smallest member."""
-    buckets = (representatives.where(F.col("bands").isNotNull())
-               .select(*d.within, "nid", F.posexplode("bands").alias("band", "key"))
-               .groupBy(*d.within, "band", "key").agg(F.collect_list("nid").alias("members"))
-               .where(F.size("members") > 1))
-    return (buckets.select(F.array_min("members").alias("dst"), F.explode("members").alias("src"))
-            .where(F.col("src") != F.col("dst")).select("src", "dst").distinct())
+def near_candidates(representatives: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> DataFrame:
+    """(src, dst) with src > dst: documents that share a band bucket.
+
+    Band keys are seeded with their band index, so one 64-bit hash of (group, key) names a bucket
+    (a cross-bucket collision has odds ~2^-64 per pair, and verification re-checks). Buckets up to
+    ``near.pairwise_bucket_limit`` members give all their pairs, so verification can never cut
+    two true duplicates apart through a third member; larger ones (boilerplate) link every member
+    to the smallest one, a star: a bucket of a million copies is a million links, not 10^12.
+    """
+    rows = (representatives.where(F.col("bands").isNotNull())
+            .select("nid", "group", F.explode("bands").alias("key"))
+            .select("nid", F.xxhash64("group", "key").alias("bucket")))
+    bucket = Window.partitionBy("bucket")
+    shared = checkpoint(rows.select("nid", "bucket", F.count(F.lit(1)).over(bucket).alias("size"),
+                                    F.min("nid").over(bucket).alias("smallest")).where(F.col("size") > 1))
+    limit = d.near.pairwise_bucket_limit
+    star = (shared.where((F.col("size") > limit) & (F.col("nid") != F.col("smallest")))
+            .select(F.col("nid").alias("src"), F.col("smallest").alias("dst")))
+    small = shared.where(F.col("size") <= limit).select("bucket", "nid")
+    pairs = (small.alias("a").join(small.alias("b"), "bucket").where(F.col("a.nid") > F.col("b.nid"))
+             .select(F.col("a.nid").alias("src"), F.col("b.nid").alias("dst")))
+    return star.unionByName(pairs).distinct()
 
 
 def verified(candidates: DataFrame, fp: DataFrame, docs: DataFrame, d: DedupSection) -> DataFrame:
@@ -228,7 +263,13 @@ def verified(candidates: DataFrame, fp: DataFrame, docs: DataFrame, d: DedupSect
 
 def clusters(fp: DataFrame, labels: DataFrame, near_links: DataFrame | None, d: DedupSection) -> DataFrame:
     """Per member of a duplicate cluster: cluster id (its smallest doc_id), size, whether it is
-    the survivor, and for the others why they go and which document they duplicate."""
+    the survivor, and for the others why they go and which document they duplicate.
+
+    ``value`` is the evidence: 1.0 for an exact duplicate of the survivor; for a near duplicate,
+    the highest verified Jaccard among its own links (null without verification, or when it is
+    linked only as an exact copy of another member). In a chain A~B~C it can exceed the
+    similarity to the survivor: clustering is transitive, as in every MinHash-LSH deduplicator.
+    """
     members = labels.join(fp.select("nid", "doc_id", "source", "exact_hash", "rank"), F.col("node") == F.col("nid"))
     per_cluster = members.groupBy("root").agg(
         F.min("rank").alias("best"), F.count(F.lit(1)).alias("cluster_size"), F.min("doc_id").alias("cluster_id"))
@@ -257,7 +298,9 @@ def dropped_rows(members: DataFrame) -> DataFrame:
 
 
 def rejected_rows(bad: DataFrame) -> DataFrame:
-    reason = F.when(F.col("doc_id").isNull(), "dedup: record has no doc_id").otherwise("dedup: record has no text")
+    reason = (F.when(F.col("doc_id").isNull(), "dedup: record has no doc_id")
+              .when(F.col(COPIES).isNotNull(), F.format_string("dedup: doc_id appears %d times in the input", F.col(COPIES)))
+              .otherwise("dedup: record has no text"))
     columns = {
         "stage": F.lit("dedup"),
         "source": F.col("source"),

@@ -104,10 +104,12 @@ class NearDedupSection(Section):
     bands: int | None = Field(None, gt=0)
     rows: int | None = Field(None, gt=0)
     # Recall-leaning weights (datasketch's MinHashLSH default is 0.5 / 0.5): verification removes
-    # the extra false positives, and nothing can restore a missed pair. 128 perms -> 14 bands x 9 rows.
-    false_positive_weight: float = Field(0.1, ge=0)
-    false_negative_weight: float = Field(0.9, ge=0)
+    # the extra false positives, and nothing can restore a missed pair. 128 perms -> 17 bands x 7
+    # rows: a pair at Jaccard 0.8 becomes a candidate with p = 0.98, at 0.85 with p = 0.9986.
+    false_positive_weight: float = Field(0.02, ge=0)
+    false_negative_weight: float = Field(0.98, ge=0)
     verify: bool = Field(True, description="exact Jaccard of candidate pairs; drop those under threshold")
+    pairwise_bucket_limit: int = Field(32, ge=2, description="buckets up to this size give all pairs, larger a star")
 
     @model_validator(mode="after")
     def _banding(self) -> "NearDedupSection":
@@ -133,7 +135,7 @@ class SurvivorSection(Section):
 
 class DedupSection(Section):
     input: str = Field("bronze/docs", description="lake table to deduplicate")
-    within: list[str] = Field(["kind"], description="only records equal in these columns are compared")
+    within: list[str] = Field(["kind"], description="only records equal in these columns (nulls included) are compared")
     exact: ExactDedupSection = Field(default_factory=ExactDedupSection)
     near: NearDedupSection = Field(default_factory=NearDedupSection)
     survivor: SurvivorSection = Field(default_factory=SurvivorSection)

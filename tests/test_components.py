@@ -23,7 +23,7 @@ def reference(edges: list[tuple[int, int]]) -> dict[int, int]:
     return {n: smallest[labels[index[n]]] for n in nodes}
 
 
-@pytest.mark.parametrize("graph", ["random", "chain", "stars_and_loops"])
+@pytest.mark.parametrize("graph", ["random", "chain", "two_centres", "stars_and_loops"])
 def test_components_equal_scipy(spark, graph):
     rng = random.Random(5)
     if graph == "random":  # many small components and a few large ones
@@ -31,6 +31,8 @@ def test_components_equal_scipy(spark, graph):
     elif graph == "chain":  # a long path in shuffled order: the worst case for label propagation
         order = rng.sample(range(10_000, 10_200), 200)
         edges = list(zip(order, order[1:]))
+    elif graph == "two_centres":  # no centre is a leaf, but one leaf joins two stars
+        edges = [(5, 1), (5, 2), (6, 2), (9, 3)]
     else:
         edges = [(7, 7), (3, 9), (9, 3), (3, 9)] + [(100, k) for k in range(101, 140)]
     df = spark.createDataFrame(edges, "src long, dst long")

@@ -111,7 +111,7 @@ T1 = " ".join(f"word{i % 97} token{i % 13}" for i in range(150))
 @pytest.fixture()
 def custom_table(spark, tmp_path):
     """A hand-made input table with a score column: exact and near duplicates, a record of another
-    kind with the same text, a record without text."""
+    (or no) kind with the same text, a record without text, a doc_id used twice."""
     def record(doc_id, text, kind="pretrain", score=None):
         return {"doc_id": doc_id, "kind": kind, "text": text, "source": "hand", "score": score}
     rows = [
@@ -121,6 +121,8 @@ def custom_table(spark, tmp_path):
         record("b1", T1, kind="sft", score=1.0),  # same text, other kind: never compared
         record("c1", None),  # no text: rejected
         record("d1", "something else entirely, nothing like the others"),
+        record("n1", T1, kind=None),  # a null kind is a group of its own
+        record("r1", "one of two records"), record("r1", "sharing one doc_id"),  # ambiguous: both rejected
     ]
     schema = from_arrow_schema(RECORD_SCHEMA).add("score", "double")
     full = [{**{f: None for f in schema.fieldNames()}, **r} for r in rows]
@@ -145,14 +147,15 @@ def test_survivor_policies_rejects_and_within(spark, custom_table, policy, survi
     cfg = load_config(custom_table, overrides, environ={})
     result = dedup.run(spark, cfg, "r1")
     got = outcome(spark, cfg)
-    assert got[survivor] == ("kept", 3) and got["b1"] == ("kept", 1) and got["d1"] == ("kept", 1)
+    assert got[survivor] == ("kept", 3) and got["b1"] == got["d1"] == got["n1"] == ("kept", 1)
     others = {"a1", "a2", "a3"} - {survivor}
     exact = {"score": {"a1"}, "lowest_id": {"a2"}, "longest": set()}[policy]
     assert {d: got[d] for d in others} == {
         d: ("exact_duplicate" if d in exact else "near_duplicate", survivor) for d in others}
     rejects = spark.read.format("delta").load(cfg.table("bronze/rejects")).where("stage = 'dedup'").collect()
-    assert [(r.doc_id, r.reason) for r in rejects] == [("c1", "dedup: record has no text")]
-    assert (result.records_in, result.kept.rows, result.dropped.rows, result.rejects.rows) == (6, 3, 2, 1)
+    assert sorted((r.doc_id, r.reason) for r in rejects) == [
+        ("c1", "dedup: record has no text"), *[("r1", "dedup: doc_id appears 2 times in the input")] * 2]
+    assert (result.records_in, result.kept.rows, result.dropped.rows, result.rejects.rows) == (9, 4, 2, 3)
     if policy == "lowest_id":  # a re-run replaces every output with the same content
         again = dedup.run(spark, cfg, "r2")
         assert outcome(spark, cfg) == got and again.kept.version == result.kept.version + 1

@@ -1,4 +1,4 @@
-"""spark-submit of the ingest job to a real Spark standalone master and worker on 127.0.0.1.
+"""spark-submit of the ingest and dedup jobs to a real Spark standalone master and worker on 127.0.0.1.
 
 This is the cluster path of the README: the code shipped as a wheel with --py-files, Delta with
 --packages (resolved from the set-up's Ivy cache), master and resources owned by spark-submit.
@@ -80,15 +80,25 @@ def test_spark_submit_to_standalone_cluster(standalone, tmp_path, sample_corpus,
     lake = tmp_path / "lake"
     config = write_config(tmp_path / "cluster.yaml", lake, sample_sources(sample_corpus))
     ivy = str(Path(load_config(environ={}).spark.jars_cache).expanduser())
-    submit = subprocess.run(
-        [str(SPARK_HOME / "bin" / "spark-submit"), "--master", url,
-         "--packages", delta_package(), "--conf", f"spark.jars.ivy={ivy}",
-         "--py-files", str(wheel), "--conf", "spark.executor.memory=1g", "--conf", "spark.sql.shuffle.partitions=2",
-         str(ROOT / "jobs" / "ingest.py"), "--config", str(config), "--run-id", "standalone"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-5000:]
-    assert "bronze/docs@v0" in submit.stdout
+
+    def submit(job: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(SPARK_HOME / "bin" / "spark-submit"), "--master", url,
+             "--packages", delta_package(), "--conf", f"spark.jars.ivy={ivy}",
+             "--py-files", str(wheel), "--conf", "spark.executor.memory=1g", "--conf", "spark.sql.shuffle.partitions=2",
+             str(ROOT / "jobs" / f"{job}.py"), "--config", str(config), "--run-id", "standalone"],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+
+    ingested = submit("ingest")
+    assert ingested.returncode == 0, ingested.stdout[-3000:] + ingested.stderr[-5000:]
+    assert "bronze/docs@v0" in ingested.stdout
+    # dedup's compiled kernels load from the zipped wheel on the executors (no numba cache there)
+    deduplicated = submit("dedup")
+    assert deduplicated.returncode == 0, deduplicated.stdout[-3000:] + deduplicated.stderr[-5000:]
+    kept = spark.read.format("delta").load(str(lake / "dedup/kept")).count()
+    dropped = spark.read.format("delta").load(str(lake / "dedup/dropped")).count()
+    assert kept + dropped == 506 and dropped >= 28  # at least the planted exact copies
     assert "Registering app refinery-tests" in (logs / "master.log").read_text()  # ran on the cluster,
     assert "Asked to launch executor" in (logs / "worker.log").read_text()  # not in local mode
     docs = spark.read.format("delta").load(str(lake / "bronze/docs"))

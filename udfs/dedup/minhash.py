@@ -64,10 +64,15 @@ class Shingler:
             total += len(chunk)
         return np.concatenate(hashes), np.concatenate(doc_ptr)
 
+    def spans(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, ends, per-document offsets, bytes): every shingle as a span of the normalized bytes."""
+        data, offsets = utf8_buffers(shingle_text(texts, self.unit == "word"))
+        starts, ends, doc_ptr = kernels.shingle_spans(data, offsets, self.unit == "word", self.ngram)
+        return starts, ends, doc_ptr, data
+
     def shingles(self, text: str) -> list[bytes]:
-        """One document's shingles as bytes (tests and ground truth; the job never builds these)."""
-        data, offsets = utf8_buffers(shingle_text(pa.array([text]), self.unit == "word"))
-        starts, ends, _ = kernels.shingle_spans(data, offsets, self.unit == "word", self.ngram)
+        """One document's shingles as bytes (tests; the job never builds these)."""
+        starts, ends, _, data = self.spans(pa.array([text]))
         return [bytes(data[s:e]) for s, e in zip(starts, ends)]
 
 
