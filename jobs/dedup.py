@@ -41,6 +41,7 @@ REJECTS_TABLE = "bronze/rejects"
 KEPT_STATS = ("doc_id", "kind", "source_file", "source_line", "lang", "dup_count")
 EXACT, NEAR = "exact_duplicate", "near_duplicate"
 COPIES = "_copies"  # rows sharing a doc_id in the input
+BROADCAST_ROWS = 1_000_000  # rows of (doc_id, a few narrow columns): ~60 MB on the driver and each executor
 
 
 class DedupError(RuntimeError):
@@ -90,14 +91,15 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     # A doc_id that is not unique cannot be deduplicated (every join by it would multiply rows):
     # all its rows are rejected. Counting ids reads one narrow column.
     repeated = checkpoint(docs.groupBy("doc_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1))
-    docs = docs.join(repeated, "doc_id", "left")
+    docs = docs.join(broadcast_if_small(repeated), "doc_id", "left")
     usable = F.col("doc_id").isNotNull() & F.col("text").isNotNull() & F.col(COPIES).isNull()
     bands, rows = banding(d)
     fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
     links = duplicate_links(fp, docs, d, checkpoint)
     members = checkpoint(clusters(fp, connected_components(links.all(), checkpoint, d.max_iterations), links.near, d))
 
-    kept_docs = (docs.where(usable).join(members.select("doc_id", "kept", "cluster_size"), "doc_id", "left")
+    decided = broadcast_if_small(members.select("doc_id", "kept", "cluster_size"))
+    kept_docs = (docs.where(usable).join(decided, "doc_id", "left")
                  .where(F.col("kept").isNull() | F.col("kept"))
                  .withColumn("dup_count", F.coalesce(F.col("cluster_size"), F.lit(1)).cast(LongType()))
                  .drop("kept", "cluster_size", COPIES))
@@ -119,6 +121,12 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     if d.checkpoint_dir:
         drop_checkpoints(spark)
     return result
+
+
+def broadcast_if_small(df: DataFrame) -> DataFrame:
+    """Broadcast a materialized side table of documents when it is small, so that joining it to
+    the text table does not shuffle every text; past BROADCAST_ROWS a shuffle join is cheaper."""
+    return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
 
 
 def check_columns(docs: DataFrame, d: DedupSection) -> None:
@@ -208,7 +216,7 @@ def duplicate_links(fp: DataFrame, docs: DataFrame, d: DedupSection, checkpoint:
     if not d.near.enabled:
         return Links(exact, None, None)
     candidates = checkpoint(near_candidates(representatives, d, checkpoint))
-    return Links(exact, candidates, checkpoint(verified(candidates, fp, docs, d)))
+    return Links(exact, candidates, checkpoint(verified(candidates, fp, docs, d, checkpoint)))
 
 
 def exact_duplicates(fp: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> tuple[DataFrame, DataFrame]:
@@ -246,13 +254,16 @@ def near_candidates(representatives: DataFrame, d: DedupSection, checkpoint: Che
     return star.unionByName(pairs).distinct()
 
 
-def verified(candidates: DataFrame, fp: DataFrame, docs: DataFrame, d: DedupSection) -> DataFrame:
+def verified(candidates: DataFrame, fp: DataFrame, docs: DataFrame, d: DedupSection,
+             checkpoint: Checkpoint) -> DataFrame:
     """(src, dst, jaccard): candidates whose exact shingle Jaccard reaches the threshold, or all
-    candidates (jaccard null) without verification."""
+    candidates (jaccard null) without verification. Only the texts of candidate documents are
+    shuffled: their ids are few, so they are broadcast against the text table when small."""
     if not d.near.verify:
         return candidates.withColumn("jaccard", F.lit(None).cast(DoubleType()))
     nodes = candidates.select(F.col("src").alias("nid")).union(candidates.select(F.col("dst").alias("nid"))).distinct()
-    texts = nodes.join(fp.select("nid", "doc_id"), "nid").join(docs.select("doc_id", "text"), "doc_id")
+    wanted = broadcast_if_small(checkpoint(nodes.join(fp.select("nid", "doc_id"), "nid")))
+    texts = docs.select("doc_id", "text").join(wanted, "doc_id")
     pairs = (candidates
              .join(texts.select(F.col("nid").alias("src"), F.col("text").alias("text_src")), "src")
              .join(texts.select(F.col("nid").alias("dst"), F.col("text").alias("text_dst")), "dst")

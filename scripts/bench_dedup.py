@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from refinery.config import SparkSection, load_config  # noqa: E402
 from refinery.summary import render_table  # noqa: E402
-from udfs.dedup.evaluate import EDIT_RATES, accuracy, cluster_pairs, mutate, true_pairs  # noqa: E402
+from udfs.dedup.evaluate import EDIT_RATES, accuracy, cluster_pairs, mutate, plant_near_duplicates, true_pairs  # noqa: E402
 from udfs.dedup.minhash import MinHasher, Shingler  # noqa: E402
 
 THRESHOLD = 0.8
+SHARED_WEB = ROOT.parent / "shared" / "data" / "web"
 
 
 def corpus(docs: int, seed: int = 11, vocab: int = 50_000, words: tuple[int, int] = (80, 240)) -> list[str]:
@@ -221,15 +222,51 @@ def bench_vs_mllib(spark, cfg, texts: list[str], tables: list[int], repeats: int
     return out
 
 
+def completed_stages(spark) -> dict[int, dict]:
+    """Spark's own task metrics per completed stage, from the UI's REST API."""
+    import urllib.request
+
+    sc = spark.sparkContext
+    url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages?status=complete"
+    with urllib.request.urlopen(url) as response:
+        return {(s["stageId"], s["attemptId"]): s for s in json.load(response)}
+
+
+def real_text(copies_per_doc: float = 0.5) -> list[str]:
+    """Real web documents (C4 and Dolma CC from ../shared, when present) followed by edited copies
+    of half of them at the planted edit rates; empty without ../shared."""
+    base: list[str] = []
+    for name in ("c4_300.jsonl", "cc_en_head-0091.jsonl"):
+        path = SHARED_WEB / name
+        if path.is_file():
+            base += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    return plant_near_duplicates(base, int(len(base) * copies_per_doc), seed=7) if base else []
+
+
+def bench_real_text(spark, cfg, texts: list[str]) -> dict:
+    truth = true_pairs(texts, Shingler())
+    _, clusters = refinery_to_clusters(spark, cfg)
+    acc = accuracy(truth, cluster_pairs(clusters), THRESHOLD)
+    return {"docs": len(texts), "precision": acc.precision, "recall": acc.recall, "f1": acc.f1,
+            "recall_at_0.85": acc.recall_at_least(0.85), "bands": acc.rows()}
+
+
 def bench_stage(spark, cfg, docs: int) -> dict:
+    """The whole stage, with what a cluster estimate needs: executor core-seconds (task run
+    time summed over tasks) and bytes shuffled, per document."""
     import jobs.dedup as dedup
 
+    before = completed_stages(spark)
     sampler = PeakRss()
     sampler.start()
     start = time.perf_counter()
     result = dedup.run(spark, cfg, f"bench-{docs}")
     seconds = time.perf_counter() - start
+    stages = [s for key, s in completed_stages(spark).items() if key not in before]
     return {"docs": docs, "seconds": seconds, "docs_per_s": docs / seconds, "peak_rss_gb": sampler.stop() / 2**30,
+            "core_ms_per_doc": sum(s["executorRunTime"] for s in stages) / docs,
+            "shuffle_bytes_per_doc": sum(s["shuffleWriteBytes"] for s in stages) / docs,
+            "input_bytes_per_doc": sum(s["inputBytes"] for s in stages) / docs,
             "dropped": result.dropped.rows, "candidate_pairs": result.candidate_pairs,
             "verified_pairs": result.verified_pairs}
 
@@ -257,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     from refinery.session import build_session
 
     spark = build_session(SparkSection(master=args.master, shuffle_partitions=8,
-                                       conf={"spark.ui.enabled": "false", "spark.driver.memory": "8g"}))
+                                       conf={"spark.ui.enabled": "true", "spark.ui.port": "0",
+                                             "spark.ui.retainedStages": "100000", "spark.driver.memory": "8g"}))
     spark.sparkContext.setLogLevel("ERROR")
 
     def config(name: str, *overrides: str):
@@ -292,6 +330,17 @@ def main(argv: list[str] | None = None) -> None:
         [band[0], band[1], *(compare[n]["bands"][i][2] for n in names)]
         for i, band in enumerate(ours["bands"])]))
 
+    texts = real_text()
+    if texts:
+        cfg = config("real")
+        write_input(spark, texts, cfg.table("bench/docs"))
+        real = results["real_text"] = bench_real_text(spark, cfg, texts)
+        print(f"\nreal web text (C4 + Dolma CC) with planted copies, {real['docs']} docs: precision "
+              f"{real['precision']:.4f}, recall {real['recall']:.4f}, recall J>=0.85 {real['recall_at_0.85']:.4f}, "
+              f"F1 {real['f1']:.4f}")
+        print(render_table(["Jaccard", "pairs", "in one cluster", "share"],
+                           [[*r[:3], r[3] if isinstance(r[3], str) else f"{r[3]:.3f}"] for r in real["bands"]]))
+
     results["scaling"] = []
     for docs in args.scale:
         cfg = config(f"scale{docs}")
@@ -299,9 +348,11 @@ def main(argv: list[str] | None = None) -> None:
         results["scaling"].append(bench_stage(spark, cfg, docs))
         shutil.rmtree(work / f"scale{docs}", ignore_errors=True)
     base = results["scaling"][0]
-    print("\n" + render_table(["docs", "seconds", "docs/s", "s per doc vs smallest", "peak RSS GB", "dropped"], [
-        [r["docs"], round(r["seconds"], 1), round(r["docs_per_s"]), round(r["seconds"] / r["docs"] / (
-            base["seconds"] / base["docs"]), 2), round(r["peak_rss_gb"], 2), r["dropped"]] for r in results["scaling"]]))
+    print("\n" + render_table(
+        ["docs", "seconds", "docs/s", "s per doc vs smallest", "core ms/doc", "shuffle B/doc", "peak RSS GB", "dropped"],
+        [[r["docs"], round(r["seconds"], 1), round(r["docs_per_s"]), round(r["seconds"] / r["docs"] / (
+            base["seconds"] / base["docs"]), 2), round(r["core_ms_per_doc"], 3), round(r["shuffle_bytes_per_doc"]),
+          round(r["peak_rss_gb"], 2), r["dropped"]] for r in results["scaling"]]))
     spark.stop()
     out = ROOT / "bench" / "results" / "dedup.json"
     out.parent.mkdir(parents=True, exist_ok=True)
