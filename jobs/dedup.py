@@ -22,16 +22,17 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-from pyspark.sql.types import DoubleType, LongType, StringType
+from pyspark.sql.types import DoubleType, LongType
 
 from refinery.components import Checkpoint, connected_components
 from refinery.config import Config, DedupSection
+from refinery.frames import COPIES, broadcast_if_small, mark_repeated_ids, rejected_rows
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, latest_version, replace_rows
 from udfs.dedup.batches import FINGERPRINT_FIELDS, PAIR_SCHEMA, FingerprintPlan, fingerprints, pair_similarities
 from udfs.dedup.minhash import MinHasher, Shingler, lsh_bands
 from udfs.dedup.text import ExactNormalization
-from udfs.schema import DROPPED_SCHEMA, REJECT_SCHEMA
+from udfs.schema import DROPPED_SCHEMA
 
 KEPT_TABLE = "dedup/kept"
 CLUSTERS_TABLE = "dedup/clusters"
@@ -40,8 +41,6 @@ REJECTS_TABLE = "bronze/rejects"
 # Data-skipping stats on the narrow columns later stages filter on (those the input has).
 KEPT_STATS = ("doc_id", "kind", "source_file", "source_line", "lang", "dup_count")
 EXACT, NEAR = "exact_duplicate", "near_duplicate"
-COPIES = "_copies"  # rows sharing a doc_id in the input
-BROADCAST_ROWS = 1_000_000  # rows of (doc_id, a few narrow columns): ~60 MB on the driver and each executor
 
 
 class DedupError(RuntimeError):
@@ -88,11 +87,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: version})
     checkpoint = checkpointer(spark, d)
 
-    # A doc_id that is not unique cannot be deduplicated (every join by it would multiply rows):
-    # all its rows are rejected. Counting ids reads one narrow column.
-    repeated = checkpoint(docs.groupBy("doc_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1))
-    docs = docs.join(broadcast_if_small(repeated), "doc_id", "left")
-    usable = F.col("doc_id").isNotNull() & F.col("text").isNotNull() & F.col(COPIES).isNull()
+    docs, usable = mark_repeated_ids(docs, checkpoint)
     bands, rows = banding(d)
     fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
     links = duplicate_links(fp, docs, d, checkpoint)
@@ -108,7 +103,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     cluster_rows = members.select("doc_id", "cluster_id", "cluster_size", "kept", "source")
     clusters_commit = replace_rows(cluster_rows, cfg.table(CLUSTERS_TABLE), None, run_info, [])
     dropped = replace_rows(dropped_rows(members), cfg.table(DROPPED_TABLE), None, run_info, [])
-    rejects = replace_rows(rejected_rows(docs.where(~usable)), cfg.table(REJECTS_TABLE), "stage = 'dedup'",
+    rejects = replace_rows(rejected_rows(docs.where(~usable), "dedup"), cfg.table(REJECTS_TABLE), "stage = 'dedup'",
                            run_info, ["stage", "source"])
 
     result = DedupResult(
@@ -121,12 +116,6 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     if d.checkpoint_dir:
         drop_checkpoints(spark)
     return result
-
-
-def broadcast_if_small(df: DataFrame) -> DataFrame:
-    """Broadcast a materialized side table of documents when it is small, so that joining it to
-    the text table does not shuffle every text; past BROADCAST_ROWS a shuffle join is cheaper."""
-    return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
 
 
 def check_columns(docs: DataFrame, d: DedupSection) -> None:
@@ -303,25 +292,9 @@ def clusters(fp: DataFrame, labels: DataFrame, near_links: DataFrame | None, d: 
 
 
 def dropped_rows(members: DataFrame) -> DataFrame:
-    columns = {"stage": F.lit("dedup"), "value": F.col("value").cast(DoubleType()),
+    columns = {"stage": F.lit("dedup"), "reasons": F.array("reason"), "value": F.col("value").cast(DoubleType()),
                "threshold": F.col("threshold").cast(DoubleType())}
     return members.where(~F.col("kept")).select(*[columns.get(n, F.col(n)).alias(n) for n in DROPPED_SCHEMA.names])
-
-
-def rejected_rows(bad: DataFrame) -> DataFrame:
-    reason = (F.when(F.col("doc_id").isNull(), "dedup: record has no doc_id")
-              .when(F.col(COPIES).isNotNull(), F.format_string("dedup: doc_id appears %d times in the input", F.col(COPIES)))
-              .otherwise("dedup: record has no text"))
-    columns = {
-        "stage": F.lit("dedup"),
-        "source": F.col("source"),
-        "doc_id": F.col("doc_id"),
-        "source_file": F.col("source_file") if "source_file" in bad.columns else F.lit(None).cast(StringType()),
-        "source_line": F.col("source_line").cast(LongType()) if "source_line" in bad.columns else F.lit(None).cast(LongType()),
-        "reason": reason,
-        "raw_snippet": F.lit(None).cast(StringType()),
-    }
-    return bad.select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])
 
 
 def source_counts(spark: SparkSession, fp: DataFrame, kept: Commit, dropped: Commit,

@@ -15,7 +15,7 @@ from refinery.session import build_session
 from refinery.summary import StageSummary, stage_table
 from refinery.tables import new_run_id
 
-PIPELINE = ("ingest", "dedup")
+PIPELINE = ("ingest", "dedup", "quality")
 EXIT_BAD_INPUT = 2
 EXIT_REJECT_RATE = 3
 

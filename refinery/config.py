@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from udfs.ingest.formats import FORMATS, resolve_fields
+from udfs.quality.pii import KINDS as PII_KINDS
+from udfs.quality.rules import BY_NAME as QUALITY_RULES
 
 ENV_PREFIX = "REFINERY_"
 DEFAULT_CONFIG = "local.yaml"
@@ -143,11 +145,46 @@ class DedupSection(Section):
     max_iterations: int = Field(50, gt=0, description="connected-components rounds before giving up")
 
 
+class QualityThresholds(Section):
+    thresholds: dict[str, float | None] = Field(default_factory=dict, description="rule -> threshold (null: off)")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_rules(cls, thresholds: dict[str, float | None]) -> dict[str, float | None]:
+        unknown = sorted(set(thresholds) - set(QUALITY_RULES))
+        if unknown:
+            raise ValueError(f"unknown quality rule(s) {unknown}; known: {sorted(QUALITY_RULES)}")
+        return thresholds
+
+
+class QualitySourceSection(QualityThresholds):
+    """Per-source overrides: thresholds replace the stage's one by one; ``languages``, when given
+    (null included: any language), replaces the stage's list."""
+
+    languages: list[str] | None = None
+
+
+class PiiSection(Section):
+    enabled: bool = True
+    kinds: list[Literal[PII_KINDS]] = Field(list(PII_KINDS), description="what is replaced by a placeholder")
+    phone_region: str = Field("US", description="region for phone numbers written without +country code")
+
+
+class QualitySection(QualityThresholds):
+    input: str = Field("dedup/kept", description="lake table to score and filter")
+    kinds: list[str] = Field(["pretrain"], description="record kinds the rules filter (signals are computed for all)")
+    languages: list[str] | None = Field(None, description="keep only these detected languages (ISO 639-1); null: any")
+    lang_max_chars: int | None = Field(None, gt=0, description="language ID reads at most this many characters")
+    sources: dict[str, QualitySourceSection] = Field(default_factory=dict)
+    pii: PiiSection = Field(default_factory=PiiSection)
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
     ingest: IngestSection
     dedup: DedupSection = Field(default_factory=DedupSection)
+    quality: QualitySection = Field(default_factory=QualitySection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

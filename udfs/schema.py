@@ -63,14 +63,16 @@ INGEST_TALLY_SCHEMA = pa.schema(
     ]
 )
 
-# One dropped schema for every stage: the record, why it went (``reason``), the signal ``value``
-# and the ``threshold`` that decided it, and for a duplicate the record it duplicates.
+# One dropped schema for every stage: the record, why it went (``reason``: the first failing rule;
+# ``reasons``: every one that failed), the signal ``value`` and the ``threshold`` that decided it,
+# and for a duplicate the record it duplicates.
 DROPPED_SCHEMA = pa.schema(
     [
         ("stage", pa.string()),
         ("source", pa.string()),
         ("doc_id", pa.string()),
         ("reason", pa.string()),
+        ("reasons", pa.list_(pa.string())),
         ("value", pa.float64()),
         ("threshold", pa.float64()),
         ("duplicate_of", pa.string()),

@@ -1,0 +1,189 @@
+"""Quality stage: ``dedup/kept`` -> ``quality/{signals,kept,dropped}`` (Delta).
+
+Signals first, filtering second (RedPajama-v2's layout):
+
+1. One ``mapInArrow`` pass over the text (``udfs/quality``) measures every Gopher, C4 and FineWeb
+   heuristic, identifies the language, and decides, under the document's source thresholds, which
+   rules it fails. That narrow table (no text) is ``quality/signals``: re-thresholding later reads
+   it, not the corpus.
+2. Documents that failed nothing are joined back to their text, PII is scrubbed from every text
+   field, and they are written to ``quality/kept``; the others go to ``quality/dropped`` with the
+   first failing rule, its value and threshold, and every rule they failed.
+
+Every output is replaced whole in one commit stamped with the input version. Counts reconcile:
+in = kept + dropped + rejected, else the stage fails.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import partial
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.types import DoubleType
+
+from refinery.config import Config, QualitySection
+from refinery.frames import COPIES, broadcast_if_small, mark_repeated_ids, rejected_rows
+from refinery.summary import StageSummary, render_table
+from refinery.tables import Commit, RunInfo, latest_version, replace_rows
+from udfs.quality.batches import PII_FIELDS, SIGNAL_FIELDS, QualityPlan, quality_signals, scrub_pii
+from udfs.quality.pii import PiiScrubber
+from udfs.quality.rules import BY_NAME, LANGUAGE_RULE, RULES, defaults
+from udfs.schema import DROPPED_SCHEMA
+
+SIGNALS_TABLE = "quality/signals"
+KEPT_TABLE = "quality/kept"
+DROPPED_TABLE = "quality/dropped"
+REJECTS_TABLE = "bronze/rejects"
+KEPT_STATS = ("doc_id", "kind", "source_file", "source_line", "lang", "lang_score", "dup_count")
+
+
+class QualityError(RuntimeError):
+    """The stage cannot run (no input table, a needed column is missing)."""
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    records_in: int
+    by_rule: list[list[object]]  # [source, rule, removed (first failing), flagged (failing at all)]
+    by_source: dict[str, dict[str, int]]
+    signals: Commit
+    kept: Commit
+    dropped: Commit
+    rejects: Commit
+
+    def problems(self) -> list[str]:
+        return []
+
+    def details(self) -> str:
+        sources = render_table(["source", "in", "kept", "dropped", "rejected"],
+                               [[s, *(c.get(k, 0) for k in ("in", "kept", "dropped", "rejected"))]
+                                for s, c in sorted(self.by_source.items())])
+        rules = render_table(["source", "rule", "removed (first failing)", "failing (any)"], self.by_rule)
+        return f"in = kept + dropped + rejected, per source\n{sources}\nper rule\n{rules}"
+
+    def summary(self, seconds: float) -> StageSummary:
+        return StageSummary("quality", self.records_in, self.kept.rows, self.dropped.rows, self.rejects.rows,
+                            [self.signals, self.kept, self.dropped], seconds)
+
+
+def run(spark: SparkSession, cfg: Config, run_id: str) -> QualityResult:
+    q = cfg.quality
+    path = cfg.table(q.input)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise QualityError(f"input table {path} does not exist; run the stages before quality first")
+    version = latest_version(spark, path)
+    docs = spark.read.format("delta").option("versionAsOf", version).load(path)
+    missing = sorted({"doc_id", "text", "source", "kind"} - set(docs.columns))
+    if missing:
+        raise QualityError(f"input table {q.input} has no column(s) {missing}")
+    run_info = RunInfo(run_id, "quality", cfg.section_hash("quality"), {q.input: version})
+    docs, usable = mark_repeated_ids(docs, lambda df: df.localCheckpoint(eager=True))
+
+    narrow = docs.where(usable).select("doc_id", "source", "kind", "text")
+    schema = to_arrow_schema(narrow.drop("text").schema)
+    for f in SIGNAL_FIELDS:
+        schema = schema.append(f)
+    measured = narrow.mapInArrow(partial(quality_signals, plan=plan(q)), from_arrow_schema(schema))
+    signals = replace_rows(measured.withColumn("kept", F.size("failed") == 0), cfg.table(SIGNALS_TABLE), None,
+                           run_info, ["source"])
+    table = spark.read.format("delta").option("versionAsOf", signals.version).load(signals.path)
+
+    passed = broadcast_if_small(table.where("kept").select("doc_id", "lang_detected", "lang_score"))
+    kept_docs = (docs.where(usable).join(passed, "doc_id").drop(COPIES)
+                 .withColumn("lang", F.coalesce(F.col("lang"), F.col("lang_detected")) if "lang" in docs.columns
+                             else F.col("lang_detected"))
+                 .drop("lang_detected"))
+    if q.pii.enabled:
+        scrubber = PiiScrubber(tuple(q.pii.kinds), q.pii.phone_region)
+        out = to_arrow_schema(kept_docs.schema)
+        for f in PII_FIELDS:
+            out = out.append(f)
+        kept_docs = kept_docs.mapInArrow(partial(scrub_pii, scrubber=scrubber), from_arrow_schema(out))
+    stats = {"delta.dataSkippingStatsColumns": ",".join(c for c in KEPT_STATS if c in kept_docs.columns)}
+    kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], stats)
+    dropped = replace_rows(dropped_rows(table.where(~F.col("kept")), q), cfg.table(DROPPED_TABLE), None, run_info, [])
+    rejects = replace_rows(rejected_rows(docs.where(~usable), "quality"), cfg.table(REJECTS_TABLE),
+                           "stage = 'quality'", run_info, ["stage", "source"])
+
+    result = QualityResult(docs.count(), rule_counts(table), source_counts(table, rejects, spark),
+                           signals, kept, dropped, rejects)
+    if result.records_in != kept.rows + dropped.rows + rejects.rows or signals.rows != kept.rows + dropped.rows:
+        raise QualityError(f"counts do not reconcile: in {result.records_in} != kept {kept.rows} + dropped "
+                           f"{dropped.rows} + rejected {rejects.rows} (signals {signals.rows}); the stage is idempotent, re-run it")
+    return result
+
+
+def plan(q: QualitySection) -> QualityPlan:
+    languages = frozenset(q.languages) if q.languages is not None else None
+    return QualityPlan(
+        thresholds={**defaults(), **q.thresholds},
+        source_thresholds={s: o.thresholds for s, o in q.sources.items()},
+        languages=languages,
+        source_languages={s: frozenset(o.languages) if o.languages is not None else None
+                          for s, o in q.sources.items() if "languages" in o.model_fields_set},
+        kinds=frozenset(q.kinds),
+        lang_max_chars=q.lang_max_chars,
+    )
+
+
+def by_source(value: dict[str, Column], default: Column) -> Column:
+    """``value[source]`` for sources with an override, else ``default``."""
+    column = default
+    for source, v in value.items():
+        column = F.when(F.col("source") == source, v).otherwise(column)
+    return column
+
+
+def dropped_rows(failed: DataFrame, q: QualitySection) -> DataFrame:
+    """The first failing rule's signal value and (per-source) threshold; every failing rule."""
+    reason = F.col("failed").getItem(0)
+    signal = F.create_map(*[x for r in RULES for x in (F.lit(r.name), F.col(r.signal).cast(DoubleType()))])
+
+    def thresholds(values: dict[str, float | None]) -> Column:
+        return F.create_map(*[x for name, t in values.items() for x in (F.lit(name), F.lit(t).cast(DoubleType()))])
+
+    merged = {**defaults(), **q.thresholds}
+    threshold = by_source({s: thresholds({**merged, **o.thresholds}) for s, o in q.sources.items()},
+                          thresholds(merged))
+    columns = {
+        "stage": F.lit("quality"),
+        "reason": reason,
+        "reasons": F.col("failed"),
+        "value": F.when(reason == LANGUAGE_RULE, None).otherwise(F.element_at(signal, reason)),
+        "threshold": F.when(reason == LANGUAGE_RULE, None).otherwise(F.element_at(threshold, reason)),
+        "duplicate_of": F.lit(None).cast("string"),
+    }
+    return failed.select(*[columns.get(n, F.col(n)).alias(n) for n in DROPPED_SCHEMA.names])
+
+
+def rule_counts(table: DataFrame) -> list[list[object]]:
+    """Per source and rule: documents it removed (their first failing rule) and that failed it at all."""
+    exploded = table.where(~F.col("kept")).select("source", F.posexplode("failed").alias("pos", "rule"))
+    rows = exploded.groupBy("source", "rule").agg(
+        F.sum((F.col("pos") == 0).cast("long")).alias("removed"), F.count(F.lit(1)).alias("failing")).collect()
+    order = {name: i for i, name in enumerate([LANGUAGE_RULE, *BY_NAME])}
+    return [[r["source"], r["rule"], r["removed"], r["failing"]]
+            for r in sorted(rows, key=lambda r: (r["source"], order.get(r["rule"], len(order))))]
+
+
+def source_counts(table: DataFrame, rejects: Commit, spark: SparkSession) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for r in table.groupBy("source").agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("kept").cast("long")).alias("k")).collect():
+        counts[r["source"]] = {"in": r["n"], "kept": r["k"], "dropped": r["n"] - r["k"]}
+    if rejects.rows:
+        rejected = spark.read.format("delta").option("versionAsOf", rejects.version).load(rejects.path)
+        for r in rejected.where("stage = 'quality'").groupBy("source").count().collect():
+            entry = counts.setdefault(r["source"], {"in": 0})
+            entry["rejected"] = r["count"]
+            entry["in"] += r["count"]
+    return counts
+
+
+if __name__ == "__main__":  # spark-submit jobs/quality.py --config ...
+    from refinery.cli import main
+
+    sys.exit(main(["quality", *sys.argv[1:]]))

@@ -1,0 +1,46 @@
+"""DataFrame steps every stage over ``doc_id``-keyed tables shares: which input rows are usable,
+what is rejected and why, and joining small id tables to the text table without shuffling texts."""
+from __future__ import annotations
+
+from typing import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType
+
+from udfs.schema import REJECT_SCHEMA
+
+COPIES = "_copies"  # rows sharing a doc_id in the input
+BROADCAST_ROWS = 1_000_000  # rows of (doc_id, a few narrow columns): ~60 MB on the driver and each executor
+
+
+def broadcast_if_small(df: DataFrame) -> DataFrame:
+    """Broadcast a materialized side table of documents when it is small, so that joining it to
+    the text table does not shuffle every text; past BROADCAST_ROWS a shuffle join is cheaper."""
+    return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
+
+
+def mark_repeated_ids(docs: DataFrame, checkpoint: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, Column]:
+    """``docs`` with ``_copies`` set on rows whose doc_id is not unique, and the predicate of usable
+    rows (doc_id and text present, doc_id unique). A repeated id cannot be joined on safely, so all
+    its rows are rejected. Counting ids reads one narrow column."""
+    repeated = checkpoint(docs.groupBy("doc_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1))
+    marked = docs.join(broadcast_if_small(repeated), "doc_id", "left")
+    return marked, F.col("doc_id").isNotNull() & F.col("text").isNotNull() & F.col(COPIES).isNull()
+
+
+def rejected_rows(bad: DataFrame, stage: str) -> DataFrame:
+    """Rejects-table rows for the unusable rows of ``mark_repeated_ids``, with the reason."""
+    reason = (F.when(F.col("doc_id").isNull(), f"{stage}: record has no doc_id")
+              .when(F.col(COPIES).isNotNull(), F.format_string(f"{stage}: doc_id appears %d times in the input", F.col(COPIES)))
+              .otherwise(f"{stage}: record has no text"))
+    columns = {
+        "stage": F.lit(stage),
+        "source": F.col("source"),
+        "doc_id": F.col("doc_id"),
+        "source_file": F.col("source_file") if "source_file" in bad.columns else F.lit(None).cast(StringType()),
+        "source_line": F.col("source_line").cast(LongType()) if "source_line" in bad.columns else F.lit(None).cast(LongType()),
+        "reason": reason,
+        "raw_snippet": F.lit(None).cast(StringType()),
+    }
+    return bad.select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])

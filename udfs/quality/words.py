@@ -1,0 +1,88 @@
+"""Words, lines and character classes the heuristics count.
+
+Words are spaCy's rule-based English tokenizer (``spacy.blank("en")``, no model, no download):
+punctuation becomes its own token and contractions split ("do", "n't"), which is what datatrove
+and FineWeb count, so the published thresholds mean what they meant there. Scripts written without
+spaces between words (Han, Kana, Thai, Lao, Khmer, Myanmar) have no such tokenizer rules, so each
+of their characters counts as one word, as in the dedup shingles.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from udfs.dedup.text import UNSPACED_RANGES
+
+_UNSPACED = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in UNSPACED_RANGES)
+_HAS_UNSPACED = re.compile(f"[{_UNSPACED}]")
+_SPLIT_UNSPACED = re.compile(f"[{_UNSPACED}]|[^{_UNSPACED}]+")
+
+
+@lru_cache(maxsize=1)
+def nlp():
+    """One blank English pipeline with spaCy's rule-based sentencizer, per Python worker."""
+    import spacy
+
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("sentencizer")
+    return pipeline
+
+
+def words(text: str) -> list[str]:
+    """Tokens without whitespace; runs of unspaced-script characters split into characters."""
+    out: list[str] = []
+    for token in nlp().tokenizer(text):
+        word = token.text.strip()
+        if not word:
+            continue
+        if word.isascii() or not _HAS_UNSPACED.search(word):
+            out.append(word)
+        else:
+            out.extend(_SPLIT_UNSPACED.findall(word))
+    return out
+
+
+MAX_LEXEMES = 500_000  # ~100 MB of spaCy vocabulary per Python worker
+
+
+def bound_memory() -> None:
+    """spaCy keeps every token string it has seen (which is what makes it fast: a known token is
+    a cache hit). Over a web corpus that grows without end, so past MAX_LEXEMES the pipeline is
+    rebuilt (~0.3 s). spaCy's ``memory_zone`` would bound it too, but costs half the speed."""
+    if len(nlp().vocab) > MAX_LEXEMES:
+        nlp.cache_clear()
+
+
+def unspaced_share(tokens: list[str]) -> float:
+    """Share of words that are single characters of an unspaced script."""
+    if not tokens:
+        return 0.0
+    return sum(1 for w in tokens if len(w) == 1 and _HAS_UNSPACED.match(w)) / len(tokens)
+
+
+def sentence_count(line: str) -> int:
+    """Sentences spaCy's sentencizer finds in one line (at least one)."""
+    pipeline = nlp()
+    doc = pipeline.get_pipe("sentencizer")(pipeline.make_doc(line))
+    return max(1, sum(1 for _ in doc.sents))
+
+
+def _punctuation() -> frozenset[str]:
+    """Unicode punctuation and symbols, and control characters other than tab and newline."""
+    return frozenset(c for c in map(chr, range(0x110000))
+                     if unicodedata.category(c)[0] in "PS" or (unicodedata.category(c) == "Cc" and c not in "\t\n"))
+
+
+@lru_cache(maxsize=1)
+def punctuation() -> frozenset[str]:
+    return _punctuation()
+
+
+@lru_cache(maxsize=1)
+def terminal_punctuation() -> tuple[str, ...]:
+    """Unicode's Sentence_Terminal characters (., !, ?, 。, ！, ？, ।, ...): a line ending in one ends a sentence."""
+    import regex
+
+    pattern = regex.compile(r"\p{Sentence_Terminal}")
+    return tuple(c for c in map(chr, range(0x110000)) if pattern.match(c))
