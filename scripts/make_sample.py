@@ -75,7 +75,7 @@ def web_records(rng: random.Random) -> tuple[list[dict], dict]:
             docs.append({"text": mutate(rng, docs[src]["text"], rate), "meta": {"near_copy_of": src, "edit_rate": rate}})
             planted["near_duplicates"].append([src, len(docs) - 1, rate])
     for i in range(20):
-        body = "".join(rng.choice(ZH_SENTENCES) for _ in range(rng.randint(4, 12)))
+        body = "".join(rng.sample(ZH_SENTENCES, rng.randint(4, len(ZH_SENTENCES))))
         docs.append({"text": body, "meta": {"url": f"https://example.cn/{i}", "language": "zh"}})
         planted["chinese"].append(len(docs) - 1)
     for i, junk in enumerate(JUNK * 3):

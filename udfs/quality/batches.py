@@ -11,7 +11,7 @@ from udfs.quality import c4, fineweb, gopher
 from udfs.quality.langid import identify
 from udfs.quality.pii import KINDS, PiiScrubber
 from udfs.quality.rules import SIGNALS, defaults, failing
-from udfs.quality.words import bound_memory, unspaced_share, words
+from udfs.quality.words import bound_memory, words
 
 COUNT_SIGNALS = frozenset({"gopher_words", "gopher_stop_words", "c4_sentences", "c4_lorem_ipsum", "c4_curly_bracket"})
 SIGNAL_FIELDS = [
@@ -45,13 +45,12 @@ class QualityPlan:
 def document_signals(text: str, lang: str | None) -> dict[str, float | None]:
     """Every heuristic signal of one document, from one tokenization."""
     tokens = words(text)
-    unspaced = unspaced_share(tokens)
+    measured = gopher.quality(text, tokens, english=lang == "en")
     return {
-        **gopher.quality(text, tokens, english=lang == "en", spaced=unspaced < 0.5),
+        **measured,
         **gopher.repetition(text, tokens),
-        **c4.signals(text),
+        **c4.signals(text, spaced=measured["unspaced_share"] < gopher.MOSTLY_UNSPACED),
         **fineweb.signals(text, tokens),
-        "unspaced_share": unspaced,
     }
 
 

@@ -10,7 +10,9 @@ from collections import Counter
 import numpy as np
 
 from udfs.quality.rules import DUP_NGRAMS, TOP_NGRAMS
-from udfs.quality.words import punctuation
+from udfs.quality.words import is_unspaced, punctuation
+
+MOSTLY_UNSPACED = 0.5  # a document whose words are mostly single Han/Kana/Thai/... characters
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _PARAGRAPH = re.compile(r"\n{2,}")
@@ -18,26 +20,30 @@ _LINES = re.compile(r"\n+")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
-def quality(text: str, tokens: list[str], english: bool, spaced: bool) -> dict[str, float | None]:
+def quality(text: str, tokens: list[str], english: bool) -> dict[str, float | None]:
     """Word count, mean word length, symbol ratios, bullet / ellipsis lines, alphabetic words, stop words.
 
     Word count and mean length are over words with a character that is not punctuation; the
     ratios are over all tokens (punctuation tokens included), as in datatrove. The stop-word count
-    is English-only and the mean word length is not measured on unspaced scripts (null: the rule
-    does not apply)."""
+    is English-only, and the mean word length is over words of spaced scripts only, and null (the
+    rule does not apply) on documents written mostly in scripts without spaces."""
     marks = punctuation()
     lengths = [len(w) for w in tokens if not all(c in marks for c in w)]
+    unspaced = sum(map(is_unspaced, tokens))
+    spaced = [w for w in tokens if not is_unspaced(w) and not all(c in marks for c in w)]
     n = len(tokens)
     lines = text.splitlines()
     return {
         "gopher_words": len(lengths),
-        "gopher_mean_word_length": float(np.mean(lengths)) if lengths and spaced else None,
+        "gopher_mean_word_length": float(np.mean([len(w) for w in spaced]))
+        if spaced and unspaced < MOSTLY_UNSPACED * n else None,
         "gopher_hash_ratio": text.count("#") / n if n else None,
         "gopher_ellipsis_ratio": (text.count("...") + text.count("…")) / n if n else None,
         "gopher_bullet_lines": sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) if lines else None,
         "gopher_ellipsis_lines": sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) if lines else None,
         "gopher_alpha_words": sum(1 for w in tokens if _LETTER.search(w)) / n if n else None,
         "gopher_stop_words": len(STOP_WORDS.intersection(tokens)) if english else None,
+        "unspaced_share": unspaced / n if n else 0.0,
     }
 
 

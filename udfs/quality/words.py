@@ -54,15 +54,17 @@ def bound_memory() -> None:
         nlp.cache_clear()
 
 
-def unspaced_share(tokens: list[str]) -> float:
-    """Share of words that are single characters of an unspaced script."""
-    if not tokens:
-        return 0.0
-    return sum(1 for w in tokens if len(w) == 1 and _HAS_UNSPACED.match(w)) / len(tokens)
+def is_unspaced(word: str) -> bool:
+    """A word that is one character of a script written without spaces."""
+    return len(word) == 1 and _HAS_UNSPACED.match(word) is not None
 
 
-def sentence_count(line: str) -> int:
-    """Sentences spaCy's sentencizer finds in one line (at least one)."""
+
+def sentence_count(line: str, spaced: bool = True) -> int:
+    """Sentences spaCy's sentencizer finds in one line (at least one). Without spaces its English
+    tokenizer sees one token per clause, so there a sentence is a run ending in terminators."""
+    if not spaced:
+        return max(1, sum(1 for piece in _terminators().split(line) if piece.strip()))
     pipeline = nlp()
     doc = pipeline.get_pipe("sentencizer")(pipeline.make_doc(line))
     return max(1, sum(1 for _ in doc.sents))
@@ -77,6 +79,11 @@ def _punctuation() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def punctuation() -> frozenset[str]:
     return _punctuation()
+
+
+@lru_cache(maxsize=1)
+def _terminators() -> re.Pattern:
+    return re.compile("[" + re.escape("".join(terminal_punctuation())) + "]+")
 
 
 @lru_cache(maxsize=1)
