@@ -1,4 +1,4 @@
-"""spark-submit of the ingest and dedup jobs to a real Spark standalone master and worker on 127.0.0.1.
+"""spark-submit of the ingest, dedup and quality jobs to a real Spark standalone master and worker on 127.0.0.1.
 
 This is the cluster path of the README: the code shipped as a wheel with --py-files, Delta with
 --packages (resolved from the set-up's Ivy cache), master and resources owned by spark-submit.
@@ -99,6 +99,12 @@ def test_spark_submit_to_standalone_cluster(standalone, tmp_path, sample_corpus,
     kept = spark.read.format("delta").load(str(lake / "dedup/kept")).count()
     dropped = spark.read.format("delta").load(str(lake / "dedup/dropped")).count()
     assert kept + dropped == 506 and dropped >= 28  # at least the planted exact copies
+    # quality (spaCy, fastText, phonenumbers) runs from the wheel on the executors too
+    scored = submit("quality")
+    assert scored.returncode == 0, scored.stdout[-3000:] + scored.stderr[-5000:]
+    passed = spark.read.format("delta").load(str(lake / "quality/kept")).count()
+    failed = spark.read.format("delta").load(str(lake / "quality/dropped")).count()
+    assert passed + failed == kept and failed > 0
     assert "Registering app refinery-tests" in (logs / "master.log").read_text()  # ran on the cluster,
     assert "Asked to launch executor" in (logs / "worker.log").read_text()  # not in local mode
     docs = spark.read.format("delta").load(str(lake / "bronze/docs"))

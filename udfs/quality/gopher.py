@@ -17,7 +17,7 @@ MOSTLY_UNSPACED = 0.5  # a document whose words are mostly single Han/Kana/Thai/
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _PARAGRAPH = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
-_LETTER = re.compile(r"[^\W\d_]")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 
 def quality(text: str, tokens: list[str], english: bool) -> dict[str, float | None]:
@@ -41,7 +41,7 @@ def quality(text: str, tokens: list[str], english: bool) -> dict[str, float | No
         "gopher_ellipsis_ratio": (text.count("...") + text.count("…")) / n if n else None,
         "gopher_bullet_lines": sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) if lines else None,
         "gopher_ellipsis_lines": sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) if lines else None,
-        "gopher_alpha_words": sum(1 for w in tokens if _LETTER.search(w)) / n if n else None,
+        "gopher_alpha_words": sum(map(has_letter, tokens)) / n if n else None,
         "gopher_stop_words": len(STOP_WORDS.intersection(tokens)) if english else None,
         "unspaced_share": unspaced / n if n else 0.0,
     }
@@ -69,6 +69,11 @@ def repetition(text: str, tokens: list[str]) -> dict[str, float | None]:
     for n in DUP_NGRAMS:
         out[f"gopher_dup_{n}gram_char_frac"] = repeated_ngram_chars(ids, lengths, n) / size if size else None
     return out
+
+
+def has_letter(word: str) -> bool:
+    """``str.isalpha`` on any character (Unicode letters: Lu, Ll, Lt, Lm, Lo); a regex on ASCII."""
+    return _ASCII_LETTER.search(word) is not None if word.isascii() else any(c.isalpha() for c in word)
 
 
 def duplicates(parts: list[str]) -> tuple[int, int]:
