@@ -61,7 +61,7 @@ class QualityResult:
     def details(self) -> str:
         sources = render_table(["source", "in", "kept", "dropped", "rejected"],
                                [[s, *(c.get(k, 0) for k in ("in", "kept", "dropped", "rejected"))]
-                                for s, c in sorted(self.by_source.items())])
+                                for s, c in sorted(self.by_source.items(), key=lambda item: item[0] or "")])
         rules = render_table(["source", "rule", "removed (first failing)", "failing (any)"], self.by_rule)
         return f"in = kept + dropped + rejected, per source\n{sources}\nper rule\n{rules}"
 
@@ -167,7 +167,7 @@ def rule_counts(table: DataFrame) -> list[list[object]]:
         F.sum((F.col("pos") == 0).cast("long")).alias("removed"), F.count(F.lit(1)).alias("failing")).collect()
     order = {name: i for i, name in enumerate([LANGUAGE_RULE, *BY_NAME])}
     return [[r["source"], r["rule"], r["removed"], r["failing"]]
-            for r in sorted(rows, key=lambda r: (r["source"], order.get(r["rule"], len(order))))]
+            for r in sorted(rows, key=lambda r: (r["source"] or "", order.get(r["rule"], len(order))))]
 
 
 def source_counts(table: DataFrame, rejects: Commit, spark: SparkSession) -> dict[str, dict[str, int]]:

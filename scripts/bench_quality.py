@@ -31,6 +31,7 @@ from refinery.summary import render_table  # noqa: E402
 from udfs.quality.batches import document_signals, signal_table  # noqa: E402
 from udfs.quality.langid import identify  # noqa: E402
 from udfs.quality.pii import PiiScrubber  # noqa: E402
+from tests.test_quality_rules import AT_AND_PAST  # noqa: E402
 from udfs.quality import words  # noqa: E402
 from udfs.quality.rules import BY_NAME  # noqa: E402
 
@@ -91,6 +92,23 @@ def run_peer(texts: list[str], repeats: int) -> dict:
     return json.loads(out.stdout)
 
 
+def compare(texts: list[str], langs: list[str | None], theirs: dict[str, list[bool]]) -> list[dict]:
+    """Per datatrove rule: how many documents each side drops, and on how many they disagree."""
+    signals = [document_signals(t, lang) for t, lang in zip(texts, langs)]
+    rows = []
+    for peer_rule, ours in MAPPING.items():
+        peer = np.array(theirs[peer_rule])
+        mine = np.zeros(len(texts), bool)
+        for name in ours:
+            rule = BY_NAME[name]
+            values = np.array([np.nan if s[rule.signal] is None else s[rule.signal] for s in signals], float)
+            mine |= rule.fails(values, rule.default)
+        rows.append({"rule": "+".join(ours), "datatrove": peer_rule, "dropped_refinery": int(mine.sum()),
+                     "dropped_datatrove": int(peer.sum()), "disagree": int((mine != peer).sum()),
+                     "agreement": float((mine == peer).mean())})
+    return rows
+
+
 def best_seconds(fn, repeats: int) -> float:
     """Best of ``repeats`` after a warm-up (spaCy, fastText and the character tables load once per
     worker). spaCy's vocabulary is rebuilt before each timed run, so no run profits from having
@@ -117,18 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     langs = identify(array)[0].to_pylist()
 
     peer = run_peer(texts, args.repeats)
-    signals = [document_signals(t, lang) for t, lang in zip(texts, langs)]
-    agreement = []
-    for peer_rule, ours in MAPPING.items():
-        theirs = np.array(peer["decisions"][peer_rule])
-        mine = np.zeros(len(texts), bool)
-        for name in ours:
-            rule = BY_NAME[name]
-            values = np.array([np.nan if s[rule.signal] is None else s[rule.signal] for s in signals], float)
-            mine |= rule.fails(values, rule.default)
-        agreement.append({"rule": "+".join(ours), "datatrove": peer_rule, "dropped_refinery": int(mine.sum()),
-                          "dropped_datatrove": int(theirs.sum()), "disagree": int((mine != theirs).sum()),
-                          "agreement": float((mine == theirs).mean())})
+    agreement = compare(texts, langs, peer["decisions"])
+    edges = [t for _, at, past, _ in AT_AND_PAST for t in (at, past)]
+    edge_agreement = compare(edges, ["en"] * len(edges), run_peer(edges, 1)["decisions"])
 
     heuristics = best_seconds(lambda: [document_signals(t, lang) for t, lang in zip(texts, langs)], args.repeats)
     with_langid = best_seconds(lambda: signal_table(array), args.repeats)
@@ -145,16 +154,19 @@ def main(argv: list[str] | None = None) -> None:
         row["docs_per_s_per_core"] = n / row["seconds"]
         row["vs_datatrove"] = None if "PII" in row["contender"] else peer["seconds"] / row["seconds"]
 
-    print(f"{n} documents ({sum(map(len, texts)) / 1e6:.1f} MB) from {WEB}")
-    print(render_table(["rule", "datatrove", "dropped (refinery)", "dropped (datatrove)", "disagree", "agreement"],
-                       [[a["rule"], a["datatrove"], a["dropped_refinery"], a["dropped_datatrove"], a["disagree"],
-                         f"{a['agreement']:.4f}"] for a in agreement]))
+    headers = ["rule", "datatrove", "dropped (refinery)", "dropped (datatrove)", "disagree", "agreement"]
+    for title, rows in ((f"{n} real documents ({sum(map(len, texts)) / 1e6:.1f} MB) from {WEB}", agreement),
+                        (f"{len(edges)} hand-made documents on and one step past each threshold (tests)", edge_agreement)):
+        print(f"\n{title}\n" + render_table(headers, [[a["rule"], a["datatrove"], a["dropped_refinery"],
+                                                        a["dropped_datatrove"], a["disagree"], f"{a['agreement']:.4f}"]
+                                                       for a in rows]))
     print("\n" + render_table(["contender", "seconds", "docs/s/core", "x datatrove"],
                               [[r["contender"], f"{r['seconds']:.2f}", round(r["docs_per_s_per_core"]),
                                 "" if r["vs_datatrove"] is None else f"{r['vs_datatrove']:.2f}"] for r in speed]))
     out = ROOT / "bench" / "results" / "quality.json"
     out.write_text(json.dumps({"docs": n, "bytes": sum(len(t.encode()) for t in texts), "peer": PEER_PACKAGES,
-                               "agreement": agreement, "speed": speed}, indent=2) + "\n")
+                               "agreement": agreement, "edge_documents": len(edges), "edge_agreement": edge_agreement,
+                               "speed": speed}, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
 
 

@@ -14,6 +14,8 @@ FOUND = [
     ("ip", "Reach 2001:db8::8a2e:370:7334 over v6.", "Reach <IP_ADDRESS> over v6."),
     ("phone", "Call (415) 555-2671 after nine.", "Call <PHONE_NUMBER> after nine."),
     ("phone", "From abroad: +44 20 7946 0958.", "From abroad: <PHONE_NUMBER>."),
+    ("phone", "Call 415.555.2671 now.", "Call <PHONE_NUMBER> now."),
+    ("phone", "Tel. +33 1 42 68 53 00 in Paris.", "Tel. <PHONE_NUMBER> in Paris."),
     ("card", "Card 4111 1111 1111 1111 expires soon.", "Card <CREDIT_CARD> expires soon."),
     ("card", "Amex 378282246310005 on file.", "Amex <CREDIT_CARD> on file."),
     ("secret", "key AKIAIOSFODNN7EXAMPLE in the log", "key <SECRET> in the log"),
@@ -32,6 +34,10 @@ KEPT = [
     "Dates 2023-01-15 and pi 3.14159265 stay.",
     "ISBN 978-3-16-148410-0 is a book.",
     "Reach us at support at example dot com.",
+    "Points per game: 45 12 33 18 90 21 76 41",         # a table row, not a card
+    "The budget is 12 345 678 901 euros.",              # thousands separators, not a phone
+    "See section 1.2.3.4 for details.",
+    "api_key = os.environ['API_KEY']",                  # code that reads a secret holds none
 ]
 
 
@@ -63,7 +69,7 @@ def test_only_configured_kinds_and_nulls():
 
 def test_batches_scrub_every_text_field_and_each_message():
     messages = pa.array([[{"role": "user", "content": "I am x@y.org"}, {"role": "assistant", "content": "Hi"}], None,
-                         [{"role": "user", "content": "8.8.8.8 and 1.1.1.1"}]],
+                         [{"role": "user", "content": "8.8.8.8 and 1.1.1.1"}, None, {"role": "user", "content": None}]],
                         pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))
     batch = pa.RecordBatch.from_pydict({
         "doc_id": ["a", "b", "c"], "text": ["x@y.org", "clean", "8.8.8.8"], "response": [None, "z@w.net", None],
@@ -73,7 +79,8 @@ def test_batches_scrub_every_text_field_and_each_message():
     assert out.column("response").to_pylist() == [None, "<EMAIL>", None]
     assert out.column("messages").to_pylist()[0][0]["content"] == "I am <EMAIL>"
     assert out.column("messages").to_pylist()[1] is None
-    assert out.column("messages").to_pylist()[2][0]["content"] == "<IP_ADDRESS> and <IP_ADDRESS>"
+    assert out.column("messages").to_pylist()[2] == [
+        {"role": "user", "content": "<IP_ADDRESS> and <IP_ADDRESS>"}, None, {"role": "user", "content": None}]
     assert out.column("pii_email").to_pylist() == [2, 1, 0] and out.column("pii_ip").to_pylist() == [0, 0, 3]
     sliced = next(scrub_pii(iter([batch.slice(2, 1)]), PiiScrubber()))  # offsets of a slice start past 0
     assert sliced.column("messages").to_pylist()[0][0]["content"] == "<IP_ADDRESS> and <IP_ADDRESS>"

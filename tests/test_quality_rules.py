@@ -70,6 +70,8 @@ AT_AND_PAST = [
     ("gopher_max_dup_5gram", "aa b c d e aa b c d e " + "x" * 18, "aa b c d e aa b c d e " + "x" * 17, 0.15),
     ("c4_min_sentences", lines(*["This line is a sentence."] * 5), lines(*["This line is a sentence."] * 4), 5),
     ("fineweb_min_line_punct", lines(*["Ends well."] * 3, *["no stop"] * 22), lines(*["Ends well."] * 2, *["no stop"] * 23), 0.12),
+    # one repeated line of 2 characters in 200 non-newline characters, then in 199
+    ("fineweb_max_dup_line_chars", "ab\nab\n" + "x" * 196, "ab\nab\n" + "x" * 195, 0.01),
     ("fineweb_max_short_lines", lines(*["short"] * 67, *["x" * 31] * 33), lines(*["short"] * 68, *["x" * 31] * 32), 0.67),
     # 3 newlines per 10 words, then per 9
     ("fineweb_max_list_ratio", lines("alpha beta gamma", "delta epsilon zeta", "eta theta", "iota kappa"),
@@ -97,6 +99,17 @@ def test_max_words_counts_words_not_punctuation():
     assert gopher.quality(text, words(text), True)["gopher_words"] == 100_000
     assert decide("gopher_max_words", text)[1] is False
     assert decide("gopher_max_words", text + " more")[1] is True
+
+
+def test_symbols_other_than_punctuation_are_words():
+    """As datatrove counts them: €, ©, → and emoji are words; punctuation and ASCII symbols are not."""
+    assert gopher.quality("a € © → 🙂 , ; $ b", words("a € © → 🙂 , ; $ b"), True)["gopher_words"] == 6
+
+
+def test_a_line_of_millions_of_characters_is_measured():
+    """spaCy's Language refuses texts over 1,000,000 characters; its tokenizer does not."""
+    line = "This is a sentence. " * 60_000
+    assert c4.signals(line)["c4_sentences"] == 60_000
 
 
 def test_c4_document_rules_look_only_at_lines_c4_would_keep():

@@ -69,16 +69,20 @@ def signal_table(texts: pa.Array, lang_max_chars: int | None = None) -> dict[str
 
 def decisions(columns: Mapping[str, pa.Array], sources: list[str], kinds: list[str | None],
               plan: QualityPlan) -> pa.Array:
-    """Failed rules per document under its source's thresholds; kinds the rules skip fail nothing."""
+    """Failed rules per document under its source's thresholds; kinds the rules skip (and a null
+    kind) fail nothing."""
     failed: list[list[str]] = [[] for _ in sources]
     detected = columns["lang_detected"].to_pylist()
-    for source in set(sources):
-        rows = np.flatnonzero([s == source and k in plan.kinds for s, k in zip(sources, kinds)])
+    signals = {name: np.asarray(columns[name].to_numpy(zero_copy_only=False), np.float64) for name in SIGNALS}
+    filtered = np.fromiter((k in plan.kinds for k in kinds), bool, len(kinds))
+    names, group = np.unique(np.array(sources, dtype=object).astype(str), return_inverse=True)
+    for g, source in enumerate(names):
+        rows = np.flatnonzero((group == g) & filtered)
         if len(rows) == 0:
             continue
-        signals = {name: np.asarray(columns[name].to_numpy(zero_copy_only=False), np.float64)[rows] for name in SIGNALS}
-        for row, reasons in zip(rows, failing(signals, plan.thresholds_for(source), plan.languages_for(source),
-                                              [detected[i] for i in rows])):
+        outcome = failing({n: v[rows] for n, v in signals.items()}, plan.thresholds_for(source),
+                          plan.languages_for(source), [detected[i] for i in rows])
+        for row, reasons in zip(rows, outcome):
             failed[row] = reasons
     return pa.array(failed, pa.list_(pa.string()))
 
@@ -99,9 +103,9 @@ def scrub_pii(batches: Iterator[pa.RecordBatch], scrubber: PiiScrubber) -> Itera
         totals = {kind: np.zeros(batch.num_rows, np.int32) for kind in KINDS}
         arrays = []
         for name, column in zip(batch.schema.names, batch.columns):
-            if name in SCRUBBED_STRINGS and pa.types.is_string(column.type):
+            if name in SCRUBBED_STRINGS and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
                 column = _scrub(column, scrubber, totals)
-            elif name == "messages" and pa.types.is_list(column.type):
+            elif name == "messages" and (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
                 column = _scrub_messages(column, scrubber, totals)
             arrays.append(column)
         arrays += [pa.array(totals[kind], pa.int32()) for kind in KINDS]
@@ -116,15 +120,16 @@ def _scrub(column: pa.Array, scrubber: PiiScrubber, totals: dict[str, np.ndarray
 
 
 def _scrub_messages(column: pa.ListArray, scrubber: PiiScrubber, totals: dict[str, np.ndarray]) -> pa.Array:
-    """Scrub the ``content`` of every message; counts go to the message's document."""
-    turns = column.flatten()  # the values of this (possibly sliced) array only
+    """Scrub the ``content`` of every message; counts go to the message's document. Null lists,
+    null messages and null contents stay null."""
     offsets = column.offsets.to_numpy()
-    offsets = offsets - offsets[0]
-    scrubbed, counts = scrubber.scrub(turns.field("content"))
-    owner = np.repeat(np.arange(len(column)), np.diff(offsets))
+    turns = column.values.slice(offsets[0], offsets[-1] - offsets[0])  # every value the offsets span
+    relative = offsets - offsets[0]
+    children = dict(zip([f.name for f in turns.type], turns.flatten()))
+    scrubbed, counts = scrubber.scrub(children["content"])
+    owner = np.repeat(np.arange(len(column)), np.diff(relative))
     for kind, c in counts.items():
-        np.add.at(totals[kind], owner, c)
-    names = [turns.type.field(i).name for i in range(turns.type.num_fields)]
-    fields = [scrubbed if n == "content" else turns.field(n) for n in names]
-    rebuilt = pa.StructArray.from_arrays(fields, fields=list(turns.type))
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), rebuilt, mask=column.is_null())
+        np.add.at(totals[kind], owner, np.where(column.is_null().to_numpy(zero_copy_only=False)[owner], 0, c))
+    fields = [scrubbed if f.name == "content" else children[f.name] for f in turns.type]
+    rebuilt = pa.StructArray.from_arrays(fields, fields=list(turns.type), mask=turns.is_null())
+    return type(column).from_arrays(pa.array(relative, column.offsets.type), rebuilt, mask=column.is_null())

@@ -42,16 +42,21 @@ _SECRET = re.compile(
 # `password = "..."`, `api_key: ...`: only the value is replaced, the key name stays readable.
 _ASSIGNED_SECRET = re.compile(
     r"(?i)\b((?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret|password|passwd)"
-    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'<>]{8,})"
+    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'<>()\[\]{}]{8,})(?=[\s\"',;]|$)"  # not code: os.environ['X']
 )
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
 # Four dotted octets not inside a longer dotted run of numbers (1.2.3.4.5 is no address).
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 # A word just before the numbers that says they are a version, not an address.
-_VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|\bversion|\bver|\brelease|\bbuild|\bfirmware|\bupdate)\.?\s*:?\s*$")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]?\d{2,4}){1,4}(?!\w)")
+_VERSION_CONTEXT = re.compile(
+    r"(?i)(?:\bv|\bversion|\bver|\brelease|\bbuild|\bfirmware|\bupdate|\bsection|§|\bfigure|\bfig|\btable|\bchapter)"
+    r"\.?\s*:?\s*$")
+# Unbroken 13-19 digits, or the printed groupings (4-4-4-4[-1..3], Amex 4-6-5, Diners 4-6-4) with
+# one separator throughout: a row of numbers in a table is not a card.
+_CARD = re.compile(r"(?<![\d-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5})(?![\d-])")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,5}(?!\w)")
+_NOT_PHONE = re.compile(r"\d{4}[-.]\d{2}[-.]\d{2}|\d+\.\d+|\d{1,3}(?:[ .,]\d{3})+")  # dates, decimals, 12 345 678
 # Arrow RE2 prefilter: any document without a match cannot hold any kind.
 _PREFILTER = r"@|\d[\d .()-]{5,}\d|:[0-9A-Fa-f]*:|PRIVATE KEY|AKIA|ASIA|gh[pousr]_|github_pat_|xox|AIza|k_live_|k_test_|sk-|eyJ|(?i:passw|secret|token|api.?key)"
 
@@ -109,7 +114,7 @@ class PhoneValidator:
         digits = sum(c.isdigit() for c in text)
         if digits < 7 or digits > 15 or (not text.startswith("+") and digits < 10):
             return False
-        if re.fullmatch(r"\d{4}[-.]\d{2}[-.]\d{2}|\d+(?:\.\d+)+", text):  # dates and decimals
+        if not text.startswith("+") and _NOT_PHONE.fullmatch(text):
             return False
         try:
             return phonenumbers.is_valid_number(phonenumbers.parse(text, self.region))

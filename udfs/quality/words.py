@@ -9,6 +9,7 @@ of their characters counts as one word, as in the dedup shingles.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from functools import lru_cache
 
@@ -65,20 +66,18 @@ def sentence_count(line: str, spaced: bool = True) -> int:
     tokenizer sees one token per clause, so there a sentence is a run ending in terminators."""
     if not spaced:
         return max(1, sum(1 for piece in _terminators().split(line) if piece.strip()))
-    pipeline = nlp()
-    doc = pipeline.get_pipe("sentencizer")(pipeline.make_doc(line))
+    pipeline = nlp()  # the tokenizer itself has no max_length: a 5 MB line is one call, not an error
+    doc = pipeline.get_pipe("sentencizer")(pipeline.tokenizer(line))
     return max(1, sum(1 for _ in doc.sents))
-
-
-def _punctuation() -> frozenset[str]:
-    """Unicode punctuation and symbols, and control characters other than tab and newline."""
-    return frozenset(c for c in map(chr, range(0x110000))
-                     if unicodedata.category(c)[0] in "PS" or (unicodedata.category(c) == "Cc" and c not in "\t\n"))
 
 
 @lru_cache(maxsize=1)
 def punctuation() -> frozenset[str]:
-    return _punctuation()
+    """What makes a token a symbol rather than a word: Unicode punctuation (P*), ASCII symbols
+    (``$+<=>^`|~``) and control characters other than tab and newline. Other symbols (€, ©, °, →,
+    emoji) are words, as datatrove counts them."""
+    return frozenset(c for c in map(chr, range(0x110000)) if unicodedata.category(c)[0] == "P"
+                     or c in string.punctuation or (unicodedata.category(c) == "Cc" and c not in "\t\n"))
 
 
 @lru_cache(maxsize=1)
