@@ -21,7 +21,7 @@ SIGNAL_FIELDS = [
     pa.field("failed", pa.list_(pa.string())),
 ]
 PII_FIELDS = [pa.field(f"pii_{kind}", pa.int32()) for kind in KINDS]
-SCRUBBED_STRINGS = ("text", "prompt", "response", "chosen", "rejected", "system")
+SCRUBBED_STRINGS = ("text", "prompt", "response", "chosen", "rejected")
 
 
 @dataclass(frozen=True)
