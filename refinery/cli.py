@@ -15,14 +15,16 @@ from refinery.session import build_session
 from refinery.summary import StageSummary, stage_table
 from refinery.tables import new_run_id
 
-PIPELINE = ("ingest", "dedup", "quality")
+PIPELINE = ("ingest", "dedup", "quality")  # what `run` runs: CPU stages, core install
+MODEL_STAGES = ("embed", "perplexity")  # need the `ml` extra (torch); run on their own
 EXIT_BAD_INPUT = 2
 EXIT_REJECT_RATE = 3
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="refinery", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=[*PIPELINE, "run"], help="a stage, or 'run' for the whole pipeline")
+    parser.add_argument("command", choices=[*PIPELINE, *MODEL_STAGES, "run"],
+                        help="a stage, or 'run' for ingest, dedup and quality")
     parser.add_argument("--config", help="YAML config (default: the bundled conf/local.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set ingest.max_reject_rate=0.1 (repeatable)")

