@@ -9,7 +9,6 @@ beside the reference's. in = written + rejected, else the stage fails.
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,10 +65,12 @@ def scorer(p: PerplexitySection):
     return make
 
 
-def reference_texts(path: str) -> list[str]:
-    """One document per line; JSON lines with a ``text`` field are read as such."""
-    lines = [line for line in Path(path).expanduser().read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [json.loads(line)["text"] if line.lstrip().startswith("{") else line for line in lines]
+def reference_frame(spark: SparkSession, path: str) -> DataFrame:
+    """One document per line (local or object store); JSON lines with a ``text`` field are read as such."""
+    lines = spark.read.text(path).where(F.trim("value") != "")
+    text = F.when(F.ltrim("value").startswith("{"), F.get_json_object("value", "$.text")).otherwise(F.col("value"))
+    return lines.select(F.monotonically_increasing_id().cast("string").alias("doc_id"), F.lit("reference").alias("source"),
+                        text.alias("text"))
 
 
 def score(frame: DataFrame, p: PerplexitySection) -> DataFrame:
@@ -85,9 +86,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> PerplexityResult:
     cutoffs = None
     distribution: list[list[object]] = []
     if p.reference:
-        texts = reference_texts(p.reference)
-        reference = score(spark.createDataFrame([(str(i), "reference", t) for i, t in enumerate(texts)],
-                                                "doc_id string, source string, text string"), p).localCheckpoint(eager=True)
+        reference = score(reference_frame(spark, str(Path(p.reference).expanduser()) if "://" not in p.reference
+                                          else p.reference), p).localCheckpoint(eager=True)
         values = reference.where(F.col("perplexity").isNotNull()).approxQuantile("perplexity", [q / 100 for q in p.percentiles], 0.0)
         cutoffs = (values[0], values[1])
         distribution.append(quantile_row(reference, cutoffs))
