@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import partial
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -26,9 +25,9 @@ from pyspark.sql.types import DoubleType, LongType
 
 from refinery.components import Checkpoint, connected_components
 from refinery.config import Config, DedupSection
-from refinery.frames import COPIES, broadcast_if_small, mark_repeated_ids, rejected_rows
+from refinery.frames import COPIES, broadcast_if_small, read_input, reconcile, rejected_rows
 from refinery.summary import StageSummary, render_table
-from refinery.tables import Commit, RunInfo, latest_version, replace_rows
+from refinery.tables import Commit, RunInfo, replace_rows
 from udfs.dedup.batches import FINGERPRINT_FIELDS, PAIR_SCHEMA, FingerprintPlan, fingerprints, pair_similarities
 from udfs.dedup.minhash import MinHasher, Shingler, lsh_bands
 from udfs.dedup.text import ExactNormalization
@@ -78,16 +77,12 @@ class DedupResult:
 
 def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
     d = cfg.dedup
-    path = cfg.table(d.input)
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise DedupError(f"input table {path} does not exist; run the ingest stage first")
-    version = latest_version(spark, path)
-    docs = spark.read.format("delta").option("versionAsOf", version).load(path)
-    check_columns(docs, d)
-    run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: version})
     checkpoint = checkpointer(spark, d)
-
-    docs, usable = mark_repeated_ids(docs, checkpoint)
+    needed = [*d.within, *([d.survivor.score_column] if d.survivor.score_column else [])]
+    docs, usable, version = read_input(spark, cfg.table(d.input), d.input, "dedup", needed=needed,
+                                       needed_by="dedup.within / dedup.survivor", error=DedupError,
+                                       first="run the ingest stage first", checkpoint=checkpoint)
+    run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: version})
     bands, rows = banding(d)
     fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
     links = duplicate_links(fp, docs, d, checkpoint)
@@ -112,19 +107,10 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> DedupResult:
         verified_pairs=links.near.count() if links.near is not None else 0,
         kept=kept, clusters=clusters_commit, dropped=dropped, rejects=rejects,
     )
-    reconcile(result)
+    reconcile(result.records_in, {"kept": kept.rows, "dropped": dropped.rows, "rejected": rejects.rows}, DedupError)
     if d.checkpoint_dir:
         drop_checkpoints(spark)
     return result
-
-
-def check_columns(docs: DataFrame, d: DedupSection) -> None:
-    needed = {"doc_id", "text", "source", *d.within}
-    if d.survivor.score_column:
-        needed.add(d.survivor.score_column)
-    missing = sorted(needed - set(docs.columns))
-    if missing:
-        raise DedupError(f"input table {d.input} has no column(s) {missing} (dedup.within / dedup.survivor)")
 
 
 def checkpointer(spark: SparkSession, d: DedupSection) -> Checkpoint:
@@ -316,13 +302,6 @@ def source_counts(spark: SparkSession, fp: DataFrame, kept: Commit, dropped: Com
             entry["rejected"] = r["count"]
             entry["in"] = entry.get("in", 0) + r["count"]
     return counts
-
-
-def reconcile(result: DedupResult) -> None:
-    """in = kept + dropped + rejected, from the Delta commits, else the stage fails loudly."""
-    if result.records_in != result.kept.rows + result.dropped.rows + result.rejects.rows:
-        raise DedupError(f"counts do not reconcile: in {result.records_in} != kept {result.kept.rows} + dropped "
-                         f"{result.dropped.rows} + rejected {result.rejects.rows} (re-run the stage; it is idempotent)")
 
 
 if __name__ == "__main__":  # spark-submit jobs/dedup.py --config ...

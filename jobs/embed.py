@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
 from refinery.config import Config
-from refinery.frames import read_input, rejected_rows
+from refinery.frames import read_input, reconcile, rejected_rows
 from refinery.summary import StageSummary
 from refinery.tables import Commit, RunInfo, replace_rows
 
@@ -66,8 +66,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> EmbedResult:
     table = spark.read.format("delta").option("versionAsOf", written.version).load(written.path)
     first = table.select(F.size("embedding").alias("d")).first()
     result = EmbedResult(docs.count(), e.model or "all-MiniLM-L6-v2 (bundled)", first.d if first else 0, written, rejects)
-    if result.records_in != written.rows + rejects.rows:
-        raise RuntimeError(f"counts do not reconcile: in {result.records_in} != written {written.rows} + rejected {rejects.rows}")
+    reconcile(result.records_in, {"written": written.rows, "rejected": rejects.rows})
     return result
 
 

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
 from refinery.config import Config, PerplexitySection
-from refinery.frames import read_input, rejected_rows
+from refinery.frames import read_input, reconcile, rejected_rows
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
 
@@ -99,8 +99,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> PerplexityResult:
     for source in sorted(r.source for r in table.select("source").distinct().collect()):
         distribution.append(quantile_row(table.where(F.col("source") == source), cutoffs, source))
     result = PerplexityResult(docs.count(), cutoffs, distribution, written, rejects)
-    if result.records_in != written.rows + rejects.rows:
-        raise RuntimeError(f"counts do not reconcile: in {result.records_in} != written {written.rows} + rejected {rejects.rows}")
+    reconcile(result.records_in, {"written": written.rows, "rejected": rejects.rows})
     return result
 
 

@@ -19,16 +19,15 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import DoubleType
 
 from refinery.config import Config, QualitySection
-from refinery.frames import COPIES, broadcast_if_small, mark_repeated_ids, rejected_rows
+from refinery.frames import COPIES, broadcast_if_small, read_input, reconcile, rejected_rows
 from refinery.summary import StageSummary, render_table
-from refinery.tables import Commit, RunInfo, latest_version, replace_rows
+from refinery.tables import Commit, RunInfo, replace_rows
 from udfs.quality.batches import PII_FIELDS, SIGNAL_FIELDS, QualityPlan, quality_signals, scrub_pii
 from udfs.quality.pii import PiiScrubber
 from udfs.quality.rules import BY_NAME, LANGUAGE_RULE, RULES, defaults
@@ -72,22 +71,16 @@ class QualityResult:
 
 def run(spark: SparkSession, cfg: Config, run_id: str) -> QualityResult:
     q = cfg.quality
-    path = cfg.table(q.input)
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise QualityError(f"input table {path} does not exist; run the stages before quality first")
-    version = latest_version(spark, path)
-    docs = spark.read.format("delta").option("versionAsOf", version).load(path)
-    missing = sorted({"doc_id", "text", "source", "kind"} - set(docs.columns))
-    if missing:
-        raise QualityError(f"input table {q.input} has no column(s) {missing}")
+    docs, usable, version = read_input(spark, cfg.table(q.input), q.input, "quality", needed=["kind"],
+                                       error=QualityError)
     run_info = RunInfo(run_id, "quality", cfg.section_hash("quality"), {q.input: version})
-    docs, usable = mark_repeated_ids(docs, lambda df: df.localCheckpoint(eager=True))
+    rules = plan(q)
 
     narrow = docs.where(usable).select("doc_id", "source", "kind", "text")
     schema = to_arrow_schema(narrow.drop("text").schema)
     for f in SIGNAL_FIELDS:
         schema = schema.append(f)
-    measured = narrow.mapInArrow(partial(quality_signals, plan=plan(q)), from_arrow_schema(schema))
+    measured = narrow.mapInArrow(partial(quality_signals, plan=rules), from_arrow_schema(schema))
     signals = replace_rows(measured.withColumn("kept", F.size("failed") == 0), cfg.table(SIGNALS_TABLE), None,
                            run_info, ["source"])
     table = spark.read.format("delta").option("versionAsOf", signals.version).load(signals.path)
@@ -105,15 +98,14 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> QualityResult:
         kept_docs = kept_docs.mapInArrow(partial(scrub_pii, scrubber=scrubber), from_arrow_schema(out))
     stats = {"delta.dataSkippingStatsColumns": ",".join(c for c in KEPT_STATS if c in kept_docs.columns)}
     kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], stats)
-    dropped = replace_rows(dropped_rows(table.where(~F.col("kept")), q), cfg.table(DROPPED_TABLE), None, run_info, [])
+    dropped = replace_rows(dropped_rows(table.where(~F.col("kept")), rules), cfg.table(DROPPED_TABLE), None, run_info, [])
     rejects = replace_rows(rejected_rows(docs.where(~usable), "quality"), cfg.table(REJECTS_TABLE),
                            "stage = 'quality'", run_info, ["stage", "source"])
 
     result = QualityResult(docs.count(), rule_counts(table), source_counts(table, rejects, spark),
                            signals, kept, dropped, rejects)
-    if result.records_in != kept.rows + dropped.rows + rejects.rows or signals.rows != kept.rows + dropped.rows:
-        raise QualityError(f"counts do not reconcile: in {result.records_in} != kept {kept.rows} + dropped "
-                           f"{dropped.rows} + rejected {rejects.rows} (signals {signals.rows}); the stage is idempotent, re-run it")
+    reconcile(result.records_in, {"kept": kept.rows, "dropped": dropped.rows, "rejected": rejects.rows}, QualityError)
+    reconcile(signals.rows, {"kept": kept.rows, "dropped": dropped.rows}, QualityError)  # every measured record decided
     return result
 
 
@@ -138,7 +130,7 @@ def by_source(value: dict[str, Column], default: Column) -> Column:
     return column
 
 
-def dropped_rows(failed: DataFrame, q: QualitySection) -> DataFrame:
+def dropped_rows(failed: DataFrame, rules: QualityPlan) -> DataFrame:
     """The first failing rule's signal value and (per-source) threshold; every failing rule."""
     reason = F.col("failed").getItem(0)
     signal = F.create_map(*[x for r in RULES for x in (F.lit(r.name), F.col(r.signal).cast(DoubleType()))])
@@ -146,9 +138,8 @@ def dropped_rows(failed: DataFrame, q: QualitySection) -> DataFrame:
     def thresholds(values: dict[str, float | None]) -> Column:
         return F.create_map(*[x for name, t in values.items() for x in (F.lit(name), F.lit(t).cast(DoubleType()))])
 
-    merged = {**defaults(), **q.thresholds}
-    threshold = by_source({s: thresholds({**merged, **o.thresholds}) for s, o in q.sources.items()},
-                          thresholds(merged))
+    threshold = by_source({s: thresholds(rules.thresholds_for(s)) for s in rules.source_thresholds},
+                          thresholds(dict(rules.thresholds)))
     columns = {
         "stage": F.lit("quality"),
         "reason": reason,

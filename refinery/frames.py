@@ -2,7 +2,7 @@
 what is rejected and why, and joining small id tables to the text table without shuffling texts."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -31,18 +31,30 @@ def mark_repeated_ids(docs: DataFrame, checkpoint: Callable[[DataFrame], DataFra
     return marked, F.col("doc_id").isNotNull() & F.col("text").isNotNull() & F.col(COPIES).isNull()
 
 
-def read_input(spark: SparkSession, path: str, name: str, stage: str) -> tuple[DataFrame, Column, int]:
+def read_input(spark: SparkSession, path: str, name: str, stage: str, *, needed: Iterable[str] = (),
+               needed_by: str = "", error: type[Exception] = RuntimeError, first: str = "",
+               checkpoint: Callable[[DataFrame], DataFrame] | None = None) -> tuple[DataFrame, Column, int]:
     """A stage's input table at its latest version (pinned for the whole run), with repeated ids
-    marked, the usable-row predicate, and the version read."""
+    marked, the usable-row predicate, and the version read. A missing table or column is ``error``:
+    ``first`` says which stage to run before (default: the stages before this one), ``needed_by``
+    which settings asked for the ``needed`` columns beyond doc_id, text and source."""
     if not DeltaTable.isDeltaTable(spark, path):
-        raise RuntimeError(f"{stage}: input table {path} does not exist; run the stages before {stage} first")
+        raise error(f"input table {path} does not exist; {first or f'run the stages before {stage} first'}")
     version = latest_version(spark, path)
     docs = spark.read.format("delta").option("versionAsOf", version).load(path)
-    missing = sorted({"doc_id", "text", "source"} - set(docs.columns))
+    missing = sorted({"doc_id", "text", "source", *needed} - set(docs.columns))
     if missing:
-        raise RuntimeError(f"{stage}: input table {name} has no column(s) {missing}")
-    marked, usable = mark_repeated_ids(docs, lambda df: df.localCheckpoint(eager=True))
+        raise error(f"input table {name} has no column(s) {missing}" + (f" ({needed_by})" if needed_by else ""))
+    marked, usable = mark_repeated_ids(docs, checkpoint or (lambda df: df.localCheckpoint(eager=True)))
     return marked, usable, version
+
+
+def reconcile(records_in: int, parts: dict[str, int], error: type[Exception] = RuntimeError) -> None:
+    """in = the sum of ``parts`` (kept, dropped, rejected... from the Delta commits), else the stage
+    fails loudly."""
+    if records_in != sum(parts.values()):
+        counts = " + ".join(f"{name} {n}" for name, n in parts.items())
+        raise error(f"counts do not reconcile: in {records_in} != {counts} (re-run the stage; it is idempotent)")
 
 
 def rejected_rows(bad: DataFrame, stage: str) -> DataFrame:

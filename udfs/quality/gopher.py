@@ -28,14 +28,14 @@ def quality(text: str, tokens: list[str], english: bool) -> dict[str, float | No
     is English-only, and the mean word length is over words of spaced scripts only, and null (the
     rule does not apply) on documents written mostly in scripts without spaces."""
     marks = punctuation()
-    lengths = [len(w) for w in tokens if not all(c in marks for c in w)]
+    counted = [w for w in tokens if not all(c in marks for c in w)]  # words, not pure punctuation
     unspaced = sum(map(is_unspaced, tokens))
-    spaced = [w for w in tokens if not is_unspaced(w) and not all(c in marks for c in w)]
+    spaced = [len(w) for w in counted if not is_unspaced(w)]
     n = len(tokens)
     lines = text.splitlines()
     return {
-        "gopher_words": len(lengths),
-        "gopher_mean_word_length": float(np.mean([len(w) for w in spaced]))
+        "gopher_words": len(counted),
+        "gopher_mean_word_length": float(np.mean(spaced))
         if spaced and unspaced < MOSTLY_UNSPACED * n else None,
         "gopher_hash_ratio": text.count("#") / n if n else None,
         "gopher_ellipsis_ratio": (text.count("...") + text.count("…")) / n if n else None,
