@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from pyspark.ml.functions import predict_batch_udf
@@ -20,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
 from refinery.config import Config, PerplexitySection
-from refinery.frames import read_input, reconcile, rejected_rows
+from refinery.frames import read_input, reconcile, rejected_rows, text_sample
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
 
@@ -65,14 +64,6 @@ def scorer(p: PerplexitySection):
     return make
 
 
-def reference_frame(spark: SparkSession, path: str) -> DataFrame:
-    """One document per line (local or object store); JSON lines with a ``text`` field are read as such."""
-    lines = spark.read.text(path).where(F.trim("value") != "")
-    text = F.when(F.ltrim("value").startswith("{"), F.get_json_object("value", "$.text")).otherwise(F.col("value"))
-    return lines.select(F.monotonically_increasing_id().cast("string").alias("doc_id"), F.lit("reference").alias("source"),
-                        text.alias("text"))
-
-
 def score(frame: DataFrame, p: PerplexitySection) -> DataFrame:
     udf = predict_batch_udf(scorer(p), return_type=SCORE, batch_size=p.rows_per_call)
     return frame.withColumn("_score", udf("text")).select(
@@ -86,8 +77,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> PerplexityResult:
     cutoffs = None
     distribution: list[list[object]] = []
     if p.reference:
-        reference = score(reference_frame(spark, str(Path(p.reference).expanduser()) if "://" not in p.reference
-                                          else p.reference), p).localCheckpoint(eager=True)
+        reference = score(text_sample(spark, p.reference, "reference"), p).localCheckpoint(eager=True)
         values = reference.where(F.col("perplexity").isNotNull()).approxQuantile("perplexity", [q / 100 for q in p.percentiles], 0.0)
         cutoffs = (values[0], values[1])
         distribution.append(quantile_row(reference, cutoffs))

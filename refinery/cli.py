@@ -17,13 +17,14 @@ from refinery.tables import new_run_id
 
 PIPELINE = ("ingest", "dedup", "quality")  # what `run` runs: CPU stages, core install
 MODEL_STAGES = ("embed", "perplexity")  # need the `ml` extra (torch); run on their own
+LATER_STAGES = (*MODEL_STAGES, "select", "export")  # select reads the embed stage's table
 EXIT_BAD_INPUT = 2
 EXIT_REJECT_RATE = 3
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="refinery", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=[*PIPELINE, *MODEL_STAGES, "run"],
+    parser.add_argument("command", choices=[*PIPELINE, *LATER_STAGES, "run"],
                         help="a stage, or 'run' for ingest, dedup and quality")
     parser.add_argument("--config", help="YAML config (default: the bundled conf/local.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -204,6 +204,115 @@ class PerplexitySection(Section):
         return self
 
 
+class NeighborsSection(Section):
+    """Top-k most similar records per record."""
+
+    enabled: bool = False
+    backend: Literal["tfidf", "bow", "embedding"] = Field("tfidf", description="tfidf / bow: MLlib over words; embedding: the embed stage's vectors")
+    k: int = Field(10, gt=0)
+    num_features: int = Field(1 << 18, gt=0, description="hashed word features (tfidf, bow)")
+    blocks: int = Field(4, gt=0, description="records split into this many blocks; blocks x blocks products, each copy shuffled once")
+
+
+class SemDedupSection(Section):
+    """SemDeDup: KMeans on embeddings, then inside each cluster a record whose cosine to a kept one
+    is at least 1 - eps is dropped."""
+
+    enabled: bool = False
+    clusters: int = Field(100, gt=0, description="KMeans k (at most the number of records)")
+    eps: float = Field(0.05, gt=0, lt=1)
+    keep: Literal["outlying", "central"] = Field("outlying", description="which records are visited (kept) first: farthest from the centroid (SemDeDup's default) or nearest")
+    seed: int = 1
+    max_iterations: int = Field(20, gt=0, description="KMeans iterations")
+
+
+class OnePassSection(Section):
+    """Leader clustering: a record joins its most similar leader if the cosine reaches threshold."""
+
+    enabled: bool = False
+    threshold: float = Field(0.8, gt=-1, le=1)
+    partitions: int = Field(4, gt=0, description="first pass runs per partition (records hashed by doc_id), then the leaders are merged")
+
+
+class KCenterSection(Section):
+    """K-Center-Greedy coreset of ``k`` records (Euclidean distance on the unit embeddings)."""
+
+    enabled: bool = False
+    k: int = Field(1000, gt=0)
+    mode: Literal["auto", "exact", "two_round"] = Field("auto", description="auto: exact up to exact_max_rows, else two_round")
+    exact_max_rows: int = Field(200_000, gt=0, description="exact greedy collects the vectors to the driver up to this many")
+    partitions: int = Field(8, gt=0, description="two_round: first-round partitions")
+
+
+class BalanceSection(Section):
+    """At most ``cap`` records per group, picked in a seeded random order."""
+
+    enabled: bool = False
+    by: str = Field("source", description="an input column, meta.<key> (JSON field of meta), or 'cluster' (one-pass clusters)")
+    cap: int = Field(1000, gt=0)
+    seed: int = 1
+
+
+class DomainSection(Section):
+    """Relevance to a target-domain sample, and a subset of ``size`` records."""
+
+    enabled: bool = False
+    target: str | None = Field(None, description="target-domain texts (one per line, or JSON lines with text)")
+    method: Literal["dsir", "classifier"] = Field("dsir", description="dsir: importance resampling on hashed n-grams; classifier: TF-IDF logistic regression")
+    size: int = Field(1000, gt=0, description="records selected")
+    num_features: int = Field(10_000, gt=0, description="hashed unigram+bigram buckets (DSIR uses 10k)")
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _target(self) -> "DomainSection":
+        if self.enabled and not self.target:
+            raise ValueError("target (a target-domain sample) is required when domain selection is enabled")
+        return self
+
+
+class SelectSection(Section):
+    input: str = Field("quality/kept", description="lake table of candidate records (text)")
+    embeddings: str = Field("scored/embeddings", description="lake table of their vectors (doc_id, embedding)")
+    kinds: list[str] | None = Field(["sft"], description="record kinds selected among; null: all")
+    neighbors: NeighborsSection = Field(default_factory=NeighborsSection)
+    semdedup: SemDedupSection = Field(default_factory=SemDedupSection)
+    onepass: OnePassSection = Field(default_factory=OnePassSection)
+    kcenter: KCenterSection = Field(default_factory=KCenterSection)
+    balance: BalanceSection = Field(default_factory=BalanceSection)
+    domain: DomainSection = Field(default_factory=DomainSection)
+
+    @model_validator(mode="after")
+    def _balance_clusters(self) -> "SelectSection":
+        if self.balance.enabled and self.balance.by == "cluster" and not self.onepass.enabled:
+            raise ValueError("balance.by 'cluster' balances one-pass clusters: enable onepass too")
+        return self
+
+
+class ExportSection(Section):
+    """Curated records -> SFT / reward-model / RL files (Parquet and JSON lines) with a dataset card."""
+
+    input: str = Field("quality/kept", description="lake table of curated records")
+    only: str | None = Field(None, description="a lake table (e.g. select/kcenter): export only its doc_ids")
+    out: str = Field("exports", description="directory the export folder is written under (local or object store)")
+    name: str = Field("refinery", pattern=r"^[A-Za-z0-9_.-]+$", description="export folder name under out")
+    file_formats: list[Literal["parquet", "jsonl"]] = Field(["parquet", "jsonl"], min_length=1)
+    sft: list[Literal["messages", "prompt_completion"]] = Field(["messages", "prompt_completion"])
+    reward: bool = Field(True, description="prompt / chosen / rejected from preference records")
+    rl: bool = Field(True, description="prompts only, from the SFT records")
+    system_prompt: str | None = Field(None, description="prepended to conversations that have no system turn")
+    chat_template: str | None = Field(None, description="tokenizer folder / hub id whose chat template renders prompt strings")
+    tokenizer: str | None = Field(None, description="token counts per split; null: bundled SmolLM2's, 'none': no counts")
+    splits: dict[str, float] = Field({"train": 0.98, "validation": 0.01, "test": 0.01})
+    rl_max_prompt_tokens: int = Field(1024, gt=0, description="longer RL prompts are left out (needs a tokenizer)")
+
+    @field_validator("splits")
+    @classmethod
+    def _fractions(cls, splits: dict[str, float]) -> dict[str, float]:
+        if not splits or any(f < 0 for f in splits.values()) or abs(sum(splits.values()) - 1) > 1e-9:
+            raise ValueError(f"split fractions must be >= 0 and sum to 1, got {splits}")
+        return splits
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
@@ -212,6 +321,8 @@ class Config(Section):
     quality: QualitySection = Field(default_factory=QualitySection)
     embed: EmbedSection = Field(default_factory=EmbedSection)
     perplexity: PerplexitySection = Field(default_factory=PerplexitySection)
+    select: SelectSection = Field(default_factory=SelectSection)
+    export: ExportSection = Field(default_factory=ExportSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

@@ -2,15 +2,17 @@
 what is rejected and why, and joining small id tables to the text table without shuffling texts."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Iterable
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import LongType, StringType
 
 from refinery.tables import latest_version
-from udfs.schema import REJECT_SCHEMA
+from udfs.schema import DROPPED_SCHEMA, REJECT_SCHEMA
 
 COPIES = "_copies"  # rows sharing a doc_id in the input
 BROADCAST_ROWS = 1_000_000  # rows of (doc_id, a few narrow columns): ~60 MB on the driver and each executor
@@ -57,9 +59,11 @@ def reconcile(records_in: int, parts: dict[str, int], error: type[Exception] = R
         raise error(f"counts do not reconcile: in {records_in} != {counts} (re-run the stage; it is idempotent)")
 
 
-def rejected_rows(bad: DataFrame, stage: str) -> DataFrame:
-    """Rejects-table rows for the unusable rows of ``mark_repeated_ids``, with the reason."""
-    reason = (F.when(F.col("doc_id").isNull(), f"{stage}: record has no doc_id")
+def rejected_rows(bad: DataFrame, stage: str, reason: Column | None = None) -> DataFrame:
+    """Rejects-table rows for the unusable rows of ``mark_repeated_ids``, with the reason; a
+    stage's own ``reason`` column, where not null, names why a usable-id row is rejected."""
+    reason = (F.when(reason.isNotNull(), reason) if reason is not None else F)
+    reason = (reason.when(F.col("doc_id").isNull(), f"{stage}: record has no doc_id")
               .when(F.col(COPIES).isNotNull(), F.format_string(f"{stage}: doc_id appears %d times in the input", F.col(COPIES)))
               .otherwise(f"{stage}: record has no text"))
     columns = {
@@ -72,3 +76,24 @@ def rejected_rows(bad: DataFrame, stage: str) -> DataFrame:
         "raw_snippet": F.lit(None).cast(StringType()),
     }
     return bad.select(*[columns[n].alias(n) for n in REJECT_SCHEMA.names])
+
+
+def dropped_frame(rows: DataFrame, stage: str, reason: Column, value: Column | None = None,
+                  threshold: Column | None = None, duplicate_of: Column | None = None) -> DataFrame:
+    """Rows of the shared dropped schema: why each record went, the value and threshold that
+    decided it, and the record it duplicates or lost to."""
+    columns = {"stage": F.lit(stage), "source": F.col("source"), "doc_id": F.col("doc_id"), "reason": reason,
+               "reasons": F.array(reason), "value": value, "threshold": threshold, "duplicate_of": duplicate_of}
+    types = {f.name: f.dataType for f in from_arrow_schema(DROPPED_SCHEMA).fields}
+    return rows.select(*[(columns[n] if columns[n] is not None else F.lit(None)).cast(types[n]).alias(n)
+                         for n in DROPPED_SCHEMA.names])
+
+
+def text_sample(spark: SparkSession, path: str, source: str) -> DataFrame:
+    """A small text set given by path (local, ``~``, or object store): one document per line, or
+    JSON lines with a ``text`` field. Rows: doc_id (line id), source, text."""
+    where = path if "://" in path else str(Path(path).expanduser())
+    lines = spark.read.text(where).where(F.trim("value") != "")
+    text = F.when(F.ltrim("value").startswith("{"), F.get_json_object("value", "$.text")).otherwise(F.col("value"))
+    return lines.select(F.monotonically_increasing_id().cast("string").alias("doc_id"), F.lit(source).alias("source"),
+                        text.alias("text"))

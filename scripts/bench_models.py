@@ -3,7 +3,9 @@ against a plain in-process loop with the same model, batch size and documents, i
 
 The Spark side runs ``predict_batch_udf`` exactly as ``jobs/embed.py`` / ``jobs/perplexity.py``
 do, in local mode with one task at a time holding every core (``spark.task.cpus``), into Spark's ``noop``
-sink so only scoring is timed; each side runs twice and the faster run counts (the first also loads the model). With
+sink so only scoring is timed. This machine's speed drifts by tens of percent over minutes, so the
+loop and the UDF take turns, ``--rounds`` times each, and each side's fastest run counts (after one
+untimed UDF run that starts the worker and loads the model). With
 ``--cores-only`` it times just the UDF cores (``udfs/models``) on whatever device torch sees,
 which is how the GPU machine (no Java there) is measured. Writes ``bench/results/models[-DEVICE].json``.
 """
@@ -42,26 +44,33 @@ def documents(limit: int) -> list[str]:
     return (texts * (limit // max(len(texts), 1) + 1))[:limit]
 
 
-def loop_seconds(fn, texts: list[str], rows_per_call: int) -> float:
-    best = float("inf")
-    for _ in range(2):  # best of two, as the UDF
-        start = time.perf_counter()
+def timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def loop_run(fn, texts: list[str], rows_per_call: int):
+    def run():
         for i in range(0, len(texts), rows_per_call):
             fn(texts[i:i + rows_per_call])
-        best = min(best, time.perf_counter() - start)
-    return best
+    return run
 
 
-def udf_seconds(spark, make, return_type, texts: list[str], rows_per_call: int) -> float:
+def udf_run(spark, make, return_type, texts: list[str], rows_per_call: int):
     from pyspark.ml.functions import predict_batch_udf
 
     frame = spark.createDataFrame([(t,) for t in texts], "text string").repartition(1).localCheckpoint(eager=True)
     udf = predict_batch_udf(make, return_type=return_type, batch_size=rows_per_call)
-    best = float("inf")
-    for _ in range(2):  # the first run also starts the Python worker and loads the model into it
-        start = time.perf_counter()
-        frame.select(udf("text").alias("out")).write.format("noop").mode("overwrite").save()
-        best = min(best, time.perf_counter() - start)
+    return lambda: frame.select(udf("text").alias("out")).write.format("noop").mode("overwrite").save()
+
+
+def alternating(runs: dict[str, object], rounds: int) -> dict[str, float]:
+    """Fastest of ``rounds`` turns per contender, the contenders taking turns so drift hits all alike."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            best[name] = min(best[name], timed(run))
     return best
 
 
@@ -71,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ppl-docs", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3, help="turns per contender; the fastest counts")
     parser.add_argument("--cores-only", action="store_true", help="no Spark: time the UDF cores only")
     args = parser.parse_args(argv)
     encoder = embedding_model()
@@ -87,11 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     embed_tokens = sum(len(ids) for ids in encoder.tokenizer(embed_texts, truncation=True,
                                                              max_length=encoder.max_seq_length)["input_ids"])
     ppl_tokens = int(score(ppl_texts)[1].sum())
-    rows = [{"stage": "embed", "contender": "in-process loop", "docs": len(embed_texts),
-             "seconds": loop_seconds(encode, embed_texts, 256), "tokens": embed_tokens},
-            {"stage": "perplexity", "contender": "in-process loop", "docs": len(ppl_texts),
-             "seconds": loop_seconds(score, ppl_texts, 16), "tokens": ppl_tokens}]
-    if not args.cores_only:
+    stages = (("embed", encode, embed_texts, 256, embed_tokens), ("perplexity", score, ppl_texts, 16, ppl_tokens))
+    rows = []
+    if args.cores_only:
+        for stage, fn, texts, rows_per_call, tokens in stages:
+            seconds = alternating({"loop": loop_run(fn, texts, rows_per_call)}, args.rounds)["loop"]
+            rows.append({"stage": stage, "contender": "in-process loop", "docs": len(texts), "seconds": seconds, "tokens": tokens})
+    else:
         from pyspark.sql.types import ArrayType, FloatType
 
         from jobs.embed import embedder
@@ -102,23 +114,23 @@ def main(argv: list[str] | None = None) -> None:
         # One task at a time with every core: PySpark gives a Python worker OMP_NUM_THREADS =
         # spark.task.cpus, so torch in the UDF gets the threads the loop gets.
         cores = os.cpu_count() or 1
-        def session():
-            return build_session(SparkSection(master=f"local[{cores}]", shuffle_partitions=1,
-                                              conf={"spark.ui.enabled": "false", "spark.task.cpus": str(cores)}))
-
         # The jobs' own predict functions: the model loads inside the worker, nothing is pickled.
-        make_embed = embedder(None, args.batch_size)
-        make_score = scorer(PerplexitySection(max_length=args.max_length, stride=stride,
-                                              token_budget=args.batch_size * args.max_length))
+        makers = {"embed": (embedder(None, args.batch_size), ArrayType(FloatType())),
+                  "perplexity": (scorer(PerplexitySection(max_length=args.max_length, stride=stride,
+                                                          token_budget=args.batch_size * args.max_length)), SCORE)}
         # Each stage is its own application, as jobs/embed.py and jobs/perplexity.py are: a fresh
         # session (and Python workers) per stage.
-        for stage, make, return_type, texts, rows_per_call, tokens in (
-                ("embed", make_embed, ArrayType(FloatType()), embed_texts, 256, embed_tokens),
-                ("perplexity", make_score, SCORE, ppl_texts, 16, ppl_tokens)):
-            spark = session()
+        for stage, fn, texts, rows_per_call, tokens in stages:
+            spark = build_session(SparkSection(master=f"local[{cores}]", shuffle_partitions=1,
+                                               conf={"spark.ui.enabled": "false", "spark.task.cpus": str(cores)}))
             spark.sparkContext.setLogLevel("ERROR")
-            rows.append({"stage": stage, "contender": "Spark predict_batch_udf", "docs": len(texts),
-                         "seconds": udf_seconds(spark, make, return_type, texts, rows_per_call), "tokens": tokens})
+            make, return_type = makers[stage]
+            udf = udf_run(spark, make, return_type, texts, rows_per_call)
+            udf()  # starts the Python worker and loads the model into it
+            best = alternating({"in-process loop": loop_run(fn, texts, rows_per_call),
+                                "Spark predict_batch_udf": udf}, args.rounds)
+            rows += [{"stage": stage, "contender": name, "docs": len(texts), "seconds": seconds, "tokens": tokens}
+                     for name, seconds in best.items()]
             spark.stop()
     for r in rows:
         loop = next(x for x in rows if x["stage"] == r["stage"] and x["contender"] == "in-process loop")
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                          round(r["tokens_per_s"]), f"{r['vs_loop']:.2f}"] for r in rows]))
     out = ROOT / "bench" / "results" / ("models.json" if where == "cpu" else f"models-{where}.json")
     out.write_text(json.dumps({"device": where, "batch_size": args.batch_size, "max_length": args.max_length,
-                               "rows": rows}, indent=2) + "\n")
+                               "rounds": args.rounds, "rows": rows}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
 

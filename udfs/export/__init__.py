@@ -1,0 +1,1 @@
+"""Canonical records -> the formats fine-tuning libraries read (TRL / LLaMA-Factory conventions)."""

@@ -1,0 +1,1 @@
+"""Selection kernels over numpy batches: nearest neighbours, greedy leaders, K-Center-Greedy, DSIR."""
