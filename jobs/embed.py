@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
 from refinery.config import Config
-from refinery.frames import read_input, reconcile, rejected_rows
+from refinery.frames import read_input, reconcile, rejected_rows, spread
 from refinery.summary import StageSummary
 from refinery.tables import Commit, RunInfo, replace_rows
 
@@ -59,7 +59,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> EmbedResult:
     run_info = RunInfo(run_id, "embed", cfg.section_hash("embed"), {e.input: version})
     encode = predict_batch_udf(embedder(e.model, e.batch_size), return_type=ArrayType(FloatType()),
                                batch_size=e.rows_per_call)
-    vectors = docs.where(usable).select("doc_id", "source", encode("text").alias("embedding"))
+    texts = spread(docs.where(usable).select("doc_id", "source", "text"))
+    vectors = texts.select("doc_id", "source", encode("text").alias("embedding"))
     written = replace_rows(vectors, cfg.table(EMBEDDINGS_TABLE), None, run_info, ["source"])
     rejects = replace_rows(rejected_rows(docs.where(~usable), "embed"), cfg.table(REJECTS_TABLE),
                            "stage = 'embed'", run_info, ["stage", "source"])

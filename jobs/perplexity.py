@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
 from refinery.config import Config, PerplexitySection
-from refinery.frames import read_input, reconcile, rejected_rows, text_sample
+from refinery.frames import read_input, reconcile, rejected_rows, spread, text_sample
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
 
@@ -81,7 +81,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> PerplexityResult:
         values = reference.where(F.col("perplexity").isNotNull()).approxQuantile("perplexity", [q / 100 for q in p.percentiles], 0.0)
         cutoffs = (values[0], values[1])
         distribution.append(quantile_row(reference, cutoffs))
-    scored = score(docs.where(usable).select("doc_id", "source", "text"), p).withColumn("bucket", bucket(cutoffs))
+    scored = score(spread(docs.where(usable).select("doc_id", "source", "text")), p).withColumn("bucket", bucket(cutoffs))
     written = replace_rows(scored, cfg.table(PERPLEXITY_TABLE), None, run_info, ["source"])
     rejects = replace_rows(rejected_rows(docs.where(~usable), "perplexity"), cfg.table(REJECTS_TABLE),
                            "stage = 'perplexity'", run_info, ["stage", "source"])

@@ -313,6 +313,20 @@ class ExportSection(Section):
         return splits
 
 
+class ShiftSection(Section):
+    """How far a fine-tuning set is from a reference sample (the base model's pretraining text)."""
+
+    finetune: str = Field("quality/kept", description="lake table of the fine-tuning records")
+    kinds: list[str] | None = Field(["sft"], description="record kinds of the fine-tuning table; null: all")
+    reference: str | None = Field(None, description="a lake table, or a text file (one document per line or JSON lines with text)")
+    sample: int = Field(500, gt=1, description="records drawn from each side (seeded) for the embedding statistics")
+    ppl_sample: int = Field(50, ge=0, description="records per side scored by the base model (0: no perplexity)")
+    max_length: int = Field(512, gt=1, description="tokens per perplexity window")
+    permutations: int = Field(500, gt=0, description="MMD permutation test")
+    seed: int = 1
+    out: str = Field("reports", description="directory the report (markdown + JSON) is written to")
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
@@ -323,6 +337,7 @@ class Config(Section):
     perplexity: PerplexitySection = Field(default_factory=PerplexitySection)
     select: SelectSection = Field(default_factory=SelectSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    shift: ShiftSection = Field(default_factory=ShiftSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

@@ -97,3 +97,10 @@ def text_sample(spark: SparkSession, path: str, source: str) -> DataFrame:
     text = F.when(F.ltrim("value").startswith("{"), F.get_json_object("value", "$.text")).otherwise(F.col("value"))
     return lines.select(F.monotonically_increasing_id().cast("string").alias("doc_id"), F.lit(source).alias("source"),
                         text.alias("text"))
+
+
+def spread(df: DataFrame) -> DataFrame:
+    """Rows over at least every task slot before a model UDF: a small table is often one file and
+    so one partition, which would leave all but one core (or GPU) idle for the whole stage."""
+    slots = df.sparkSession.sparkContext.defaultParallelism
+    return df.repartition(slots) if df.rdd.getNumPartitions() < slots else df

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"{r['random_mean_distance']:.3f}", f"{r['seconds']:.1f}"] for r in radius]))
     dedup = semdedup_rows(spark, pool, texts, [float(e) for e in args.eps.split(",")], args.clusters)
     print(render_table(["eps", "clusters", "removed", "rate", "seconds"],
-                       [[r["eps"], r["clusters"], r["removed"], f"{r['rate']:.3f}", f"{r['seconds']:.1f}"] for r in dedup]))
+                       [[f"{r['eps']:g}", r["clusters"], r["removed"], f"{r['rate']:.3f}", f"{r['seconds']:.1f}"] for r in dedup]))
 
     walls = kcenter_wall_rows(spark, "alpaca", pool.records, x, 1000, 8)
     synthetic_path = WORK / f"synthetic-{args.synthetic}"

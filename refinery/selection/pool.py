@@ -36,12 +36,14 @@ def needs_embeddings(cfg: Config) -> bool:
 def candidate_pool(spark: SparkSession, cfg: Config) -> Pool:
     s = cfg.select
     docs, usable, version = read_input(spark, cfg.table(s.input), s.input, STAGE, error=ConfigError,
-                                       first="run quality first (select.input)")
+                                       first="run quality first (select.input)", needed=["kind"] if s.kinds else [],
+                                       needed_by="select.kinds")
     versions = {s.input: version}
     if s.kinds is not None:
         docs = docs.where(F.col("kind").isin(s.kinds))
     reason = F.when(usable & (F.trim(F.coalesce(F.col("text"), F.lit(""))) == ""), F.lit(f"{STAGE}: record has empty text"))
-    candidates = docs.select("doc_id", "source", "kind", "text", "meta", *LOCATORS, COPIES, usable.alias("_usable"))
+    optional = [c for c in ("kind", "meta", *LOCATORS) if c in docs.columns]
+    candidates = docs.select("doc_id", "source", "text", *optional, COPIES, usable.alias("_usable"))
     dimension = None
     if needs_embeddings(cfg):
         path = cfg.table(s.embeddings)
