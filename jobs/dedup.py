@@ -25,13 +25,12 @@ from pyspark.sql.types import DoubleType, LongType
 
 from refinery.components import Checkpoint, connected_components
 from refinery.config import Config, DedupSection
-from refinery.frames import COPIES, broadcast_if_small, read_input, reconcile, rejected_rows
+from refinery.frames import COPIES, broadcast_if_small, dropped_frame, read_input, reconcile, rejected_rows
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
 from udfs.dedup.batches import FINGERPRINT_FIELDS, PAIR_SCHEMA, FingerprintPlan, fingerprints, pair_similarities
 from udfs.dedup.minhash import MinHasher, Shingler, lsh_bands
 from udfs.dedup.text import ExactNormalization
-from udfs.schema import DROPPED_SCHEMA
 
 KEPT_TABLE = "dedup/kept"
 CLUSTERS_TABLE = "dedup/clusters"
@@ -278,9 +277,8 @@ def clusters(fp: DataFrame, labels: DataFrame, near_links: DataFrame | None, d: 
 
 
 def dropped_rows(members: DataFrame) -> DataFrame:
-    columns = {"stage": F.lit("dedup"), "reasons": F.array("reason"), "value": F.col("value").cast(DoubleType()),
-               "threshold": F.col("threshold").cast(DoubleType())}
-    return members.where(~F.col("kept")).select(*[columns.get(n, F.col(n)).alias(n) for n in DROPPED_SCHEMA.names])
+    return dropped_frame(members.where(~F.col("kept")), "dedup", F.col("reason"), F.col("value"), F.col("threshold"),
+                         F.col("duplicate_of"))
 
 
 def source_counts(spark: SparkSession, fp: DataFrame, kept: Commit, dropped: Commit,

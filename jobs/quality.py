@@ -25,13 +25,12 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import DoubleType
 
 from refinery.config import Config, QualitySection
-from refinery.frames import COPIES, broadcast_if_small, read_input, reconcile, rejected_rows
+from refinery.frames import COPIES, broadcast_if_small, dropped_frame, read_input, reconcile, rejected_rows
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
 from udfs.quality.batches import PII_FIELDS, SIGNAL_FIELDS, QualityPlan, quality_signals, scrub_pii
 from udfs.quality.pii import PiiScrubber
 from udfs.quality.rules import BY_NAME, LANGUAGE_RULE, RULES, defaults
-from udfs.schema import DROPPED_SCHEMA
 
 SIGNALS_TABLE = "quality/signals"
 KEPT_TABLE = "quality/kept"
@@ -140,15 +139,10 @@ def dropped_rows(failed: DataFrame, rules: QualityPlan) -> DataFrame:
 
     threshold = by_source({s: thresholds(rules.thresholds_for(s)) for s in rules.source_thresholds},
                           thresholds(dict(rules.thresholds)))
-    columns = {
-        "stage": F.lit("quality"),
-        "reason": reason,
-        "reasons": F.col("failed"),
-        "value": F.when(reason == LANGUAGE_RULE, None).otherwise(F.element_at(signal, reason)),
-        "threshold": F.when(reason == LANGUAGE_RULE, None).otherwise(F.element_at(threshold, reason)),
-        "duplicate_of": F.lit(None).cast("string"),
-    }
-    return failed.select(*[columns.get(n, F.col(n)).alias(n) for n in DROPPED_SCHEMA.names])
+    return dropped_frame(failed, "quality", reason,
+                         F.when(reason == LANGUAGE_RULE, None).otherwise(F.element_at(signal, reason)),
+                         F.when(reason == LANGUAGE_RULE, None).otherwise(F.element_at(threshold, reason)),
+                         reasons=F.col("failed"))
 
 
 def rule_counts(table: DataFrame) -> list[list[object]]:

@@ -62,9 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code
 
 
+# A stage whose job module has another name: jobs/select.py would shadow Python's own ``select``
+# module for every ``spark-submit jobs/<stage>.py`` (the script's folder comes first on sys.path).
+JOB_MODULES = {"select": "selection"}
+
+
 def run_stage(stage: str, spark, cfg, run_id: str):
     """Run one stage's job; jobs import lazily so a stage's heavy dependencies load only when used."""
-    return importlib.import_module(f"jobs.{stage}").run(spark, cfg, run_id)
+    return importlib.import_module(f"jobs.{JOB_MODULES.get(stage, stage)}").run(spark, cfg, run_id)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,13 @@ def rejected_rows(bad: DataFrame, stage: str, reason: Column | None = None) -> D
 
 
 def dropped_frame(rows: DataFrame, stage: str, reason: Column, value: Column | None = None,
-                  threshold: Column | None = None, duplicate_of: Column | None = None) -> DataFrame:
-    """Rows of the shared dropped schema: why each record went, the value and threshold that
-    decided it, and the record it duplicates or lost to."""
+                  threshold: Column | None = None, duplicate_of: Column | None = None,
+                  reasons: Column | None = None) -> DataFrame:
+    """Rows of the shared dropped schema: why each record went (``reasons``: every cause, default
+    just ``reason``), the value and threshold that decided it, and the record it duplicates or lost to."""
     columns = {"stage": F.lit(stage), "source": F.col("source"), "doc_id": F.col("doc_id"), "reason": reason,
-               "reasons": F.array(reason), "value": value, "threshold": threshold, "duplicate_of": duplicate_of}
+               "reasons": F.array(reason) if reasons is None else reasons, "value": value, "threshold": threshold,
+               "duplicate_of": duplicate_of}
     types = {f.name: f.dataType for f in from_arrow_schema(DROPPED_SCHEMA).fields}
     return rows.select(*[(columns[n] if columns[n] is not None else F.lit(None)).cast(types[n]).alias(n)
                          for n in DROPPED_SCHEMA.names])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pyspark.sql.pandas.types import from_arrow_schema
 
-import jobs.select as select_job
+import jobs.selection as select_job
 from refinery.config import ConfigError, load_config
 from tests.conftest import write_config
 from tests.test_select_kernels import brute_k_center, radius

@@ -104,7 +104,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> SelectResult:
     return SelectResult(pool.records_in, rows, results, rejects, sizes)
 
 
-if __name__ == "__main__":  # spark-submit jobs/select.py --config ...
+if __name__ == "__main__":  # spark-submit jobs/selection.py --config ...
     from refinery.cli import main
 
     sys.exit(main(["select", *sys.argv[1:]]))
