@@ -10,6 +10,7 @@ turn order, chosen equal to rejected) are rejects with the reason. in = exported
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ def plan_for(cfg: Config) -> ExportPlan:
     if not targets:
         raise ConfigError("export: nothing to export (export.sft is empty and export.reward / export.rl are false)")
     counter = None if e.tokenizer == "none" else e.tokenizer
+    if (e.tokenizer != "none" or e.chat_template) and importlib.util.find_spec("transformers") is None:
+        raise ConfigError("export.tokenizer / export.chat_template need the ml extra (transformers); "
+                          "install it, or set export.tokenizer: none and no chat_template")
     if e.tokenizer is None:
         from udfs.models.loading import default_causal_lm  # the bundled SmolLM2's tokenizer
 
