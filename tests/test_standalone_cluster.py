@@ -1,4 +1,5 @@
-"""spark-submit of the ingest, dedup and quality jobs to a real Spark standalone master and worker on 127.0.0.1.
+"""spark-submit of the ingest, dedup, quality, selection and export jobs to a real Spark standalone
+master and worker on 127.0.0.1.
 
 This is the cluster path of the README: the code shipped as a wheel with --py-files, Delta with
 --packages (resolved from the set-up's Ivy cache), master and resources owned by spark-submit.
@@ -81,12 +82,13 @@ def test_spark_submit_to_standalone_cluster(standalone, tmp_path, sample_corpus,
     config = write_config(tmp_path / "cluster.yaml", lake, sample_sources(sample_corpus))
     ivy = str(Path(load_config(environ={}).spark.jars_cache).expanduser())
 
-    def submit(job: str) -> subprocess.CompletedProcess:
+    def submit(job: str, *overrides: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(SPARK_HOME / "bin" / "spark-submit"), "--master", url,
              "--packages", delta_package(), "--conf", f"spark.jars.ivy={ivy}",
              "--py-files", str(wheel), "--conf", "spark.executor.memory=1g", "--conf", "spark.sql.shuffle.partitions=2",
-             str(ROOT / "jobs" / f"{job}.py"), "--config", str(config), "--run-id", "standalone"],
+             str(ROOT / "jobs" / f"{job}.py"), "--config", str(config), "--run-id", "standalone",
+             *[arg for o in overrides for arg in ("--set", o)]],
             env=env, capture_output=True, text=True, timeout=600,
         )
 
@@ -112,3 +114,10 @@ def test_spark_submit_to_standalone_cluster(standalone, tmp_path, sample_corpus,
     assert spark.read.format("delta").load(str(lake / "bronze/rejects")).count() == 6
     history = spark.sql(f"DESCRIBE HISTORY delta.`{lake / 'bronze/docs'}`").first()
     assert '"run_id": "standalone"' in history.userMetadata
+    # selection (a method without vectors) and export, submitted from the same jobs/ folder
+    selected = submit("selection", "select.balance.enabled=true", "select.balance.cap=10")
+    assert selected.returncode == 0, selected.stdout[-3000:] + selected.stderr[-5000:]
+    assert spark.read.format("delta").load(str(lake / "select/balance")).count() > 0
+    exported = submit("export", f"export.out={tmp_path / 'exports'}", "export.tokenizer=none", "export.file_formats=[parquet]")
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-5000:]
+    assert (tmp_path / "exports" / "refinery" / "card.json").is_file()
