@@ -130,12 +130,12 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ExportResult:
             "filters": {"dedup": cfg.dedup.model_dump(mode="json"), "quality": cfg.quality.model_dump(mode="json")}}
     write_text(spark, f"{staging}/card.json", json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     write_text(spark, f"{staging}/README.md", card_markdown(card, plan.targets))
-    replace_folder(spark, staging, folder)
     rejects = replace_rows(rejects_frame, cfg.table(REJECTS_TABLE), "stage = 'export'", run_info, ["stage", "source"])
     records_in = docs.count()
     primary = good.where(F.col("target").isin(*PRIMARY)).count() + \
         mapped.where(~F.col("reject") & F.col("problem").isNotNull() & F.col("target").isin(*PRIMARY)).count()
-    reconcile(records_in, {"exported": primary, "rejected": rejects.rows})
+    reconcile(records_in, {"exported": primary, "rejected": rejects.rows})  # before the swap: a failed check publishes nothing
+    replace_folder(spark, staging, folder)
     return ExportResult(records_in, folder, counts, left_out, rejects)
 
 

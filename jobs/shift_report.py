@@ -57,7 +57,8 @@ def side(spark: SparkSession, cfg: Config, name: str, kinds: list[str] | None) -
 
 def sample_texts(frame: DataFrame, n: int, seed: int) -> list[str]:
     usable = frame.where(F.col("text").isNotNull() & (F.trim("text") != ""))
-    return [r.text for r in usable.orderBy(F.xxhash64(F.lit(seed), "doc_id"), "doc_id").limit(n).collect()]
+    # ordered by a hash of the text: a text file's line ids depend on how it is split into partitions
+    return [r.text for r in usable.orderBy(F.xxhash64(F.lit(seed), "text"), "text").limit(n).collect()]
 
 
 def run(spark: SparkSession, cfg: Config, run_id: str) -> ShiftResult:
@@ -76,7 +77,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ShiftResult:
              "reference": sample_texts(side(spark, cfg, s.reference, None), s.sample, s.seed)}
     for name, values in texts.items():
         if len(values) < 2:
-            raise ConfigError(f"shift.{name}: fewer than 2 usable records")
+            raise ConfigError(f"shift.{name}: {len(values)} usable records; the statistics need at least 2 per side")
     encoder = embedding_model(cfg.embed.model)
     vectors = {k: embed(v, encoder, cfg.embed.batch_size) for k, v in texts.items()}
     mmd2, p_value = mmd_test(vectors["finetune"], vectors["reference"], s.permutations, s.seed)

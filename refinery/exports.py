@@ -35,6 +35,8 @@ def replace_folder(spark: SparkSession, staging: str, folder: str) -> None:
         if not fs.rename(target, aside):
             raise OSError(f"cannot move the previous export {folder} aside")
     if not fs.rename(source, target):
+        if aside is not None:
+            fs.rename(aside, target)  # put the previous export back
         raise OSError(f"cannot move {staging} to {folder}")
     if aside is not None:
         fs.delete(aside, True)

@@ -97,8 +97,9 @@ def text_sample(spark: SparkSession, path: str, source: str) -> DataFrame:
     where = path if "://" in path else str(Path(path).expanduser())
     lines = spark.read.text(where).where(F.trim("value") != "")
     text = F.when(F.ltrim("value").startswith("{"), F.get_json_object("value", "$.text")).otherwise(F.col("value"))
-    return lines.select(F.monotonically_increasing_id().cast("string").alias("doc_id"), F.lit(source).alias("source"),
-                        text.alias("text"))
+    return (lines.select(F.monotonically_increasing_id().cast("string").alias("doc_id"), F.lit(source).alias("source"),
+                         text.alias("text"))
+            .where(F.col("text").isNotNull() & (F.trim("text") != "")))  # a JSON line without text, a blank one
 
 
 def spread(df: DataFrame) -> DataFrame:

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator, Sequence
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -57,7 +58,7 @@ def row_groups(path: str, version: int | None = None, timestamp: datetime | str 
     table = open_table(path, version, timestamp, storage_options)
     features = set(table.protocol().reader_features or []) & UNREADABLE_FEATURES
     if features:
-        raise ValueError(f"{path} uses {sorted(features)}: read it with to_hf_dataset or Spark, not row by row")
+        raise ValueError(f"{path} uses {sorted(features)}, which plain Parquet reads cannot honour: read it with Spark")
     dataset = table.to_pyarrow_dataset()
     root = table.table_uri.rstrip("/")
     groups = []
@@ -67,9 +68,18 @@ def row_groups(path: str, version: int | None = None, timestamp: datetime | str 
     return dataset.schema, groups
 
 
+def pyarrow_uri(uri: str) -> str:
+    """A file URI as pyarrow's filesystems take it: Hadoop's s3a:// is s3://, and the
+    percent-escapes Delta writes in partition folder names are decoded to the names on disk."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return unquote(uri)
+    return f"{'s3' if scheme == 's3a' else scheme}://{unquote(rest)}"
+
+
 def read_group(group: RowGroup, schema: pa.Schema, columns: Sequence[str] | None, filter: ds.Expression | None,
                batch_rows: int) -> Iterator[pa.RecordBatch]:
-    filesystem, where = fs.FileSystem.from_uri(group.uri)
+    filesystem, where = fs.FileSystem.from_uri(pyarrow_uri(group.uri))
     fragment = ds.ParquetFileFormat().make_fragment(where, filesystem, partition_expression=group.partition,
                                                     row_groups=[group.index])
     yield from ds.Scanner.from_fragment(fragment, schema=schema, columns=columns, filter=filter,

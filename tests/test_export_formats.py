@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from udfs.export.formats import ExportError, prompt_key, reward_pair, rl_prompt, sft_messages, sft_prompt_completion
+from udfs.export.formats import (ExportError, prompt_key, reward_pair, rl_prompt, sft_messages, sft_prompt_completion,
+                                 split_key)
 from udfs.export.splits import split_of
 
 FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -48,3 +49,10 @@ def test_reward_pair_checks():
         reward_pair({"messages": prompt, "chosen": "good", "rejected": ""})
     with pytest.raises(ExportError, match="must end with a user turn"):
         reward_pair({"messages": prompt + [{"role": "assistant", "content": "A"}], "chosen": "x", "rejected": "y"})
+
+
+def test_conversations_opening_with_one_question_share_a_split():
+    a = sft_messages({"messages": [{"role": "user", "content": "Plan a trip to Rome"}, {"role": "assistant", "content": "Day 1"}]})
+    b = sft_messages({"messages": [{"role": "user", "content": "Plan a  trip to Rome"}, {"role": "assistant", "content": "Sure"},
+                                   {"role": "user", "content": "Cheaper?"}, {"role": "assistant", "content": "Hostels"}]})
+    assert split_key(a[:-1]) == split_key(b[:-1]) and prompt_key(a[:-1]) != prompt_key(b[:-1])

@@ -103,7 +103,7 @@ def test_top_k_equals_brute_force_and_skips_self(sparse):
     dense = normalized(np.abs(rng.normal(size=(40, 12))) * (rng.random((40, 12)) < 0.4))
     ids = np.array([f"d{i}" for i in range(40)])
     queries, keys = (sp.csr_matrix(dense), sp.csr_matrix(dense)) if sparse else (dense, dense)
-    rows, cols, sims = top_k(queries, keys, 4, ids, ids, chunk=9)
+    rows, cols, sims = top_k(queries, keys, 4, np.arange(40), cells=9 * 40)
     got: dict = {}
     for r, c, s in zip(rows, cols, sims):
         got.setdefault(ids[r], {})[ids[c]] = s

@@ -5,8 +5,9 @@
   sums); relevance = the record's log importance weight; ``size`` records drawn without
   replacement in proportion to the weights (Gumbel top-k, seeded by doc_id: reproducible).
 - ``classifier``: the same features with IDF, MLlib LogisticRegression of target (1) against a
-  seeded pool sample (0) of ten times the target's size; relevance = P(target); the ``size`` most
-  relevant are selected.
+  seeded pool sample (0) of ten times the target's size, cross-fitted over two halves of the pool
+  (each half scored by the model whose negatives came from the other); relevance = P(target); the
+  ``size`` most relevant are selected.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pyspark.ml.stat import Summarizer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from refinery.config import DomainSection
+from refinery.config import ConfigError, DomainSection
 from refinery.frames import dropped_frame, text_sample
 from refinery.selection.features import word_features
 from udfs.select.dsir import importance_log_weights, log_ratio
@@ -50,7 +51,9 @@ def gumbel(seed: int):
 
 def domain(spark: SparkSession, pool: DataFrame, s: DomainSection) -> tuple[DataFrame, DataFrame, str]:
     """(selected: doc_id, source, relevance; dropped rows with their relevance; note)."""
-    target = text_sample(spark, s.target, "target")
+    target = text_sample(spark, s.target, "target").localCheckpoint(eager=True)
+    if target.isEmpty():
+        raise ConfigError(f"select.domain.target: {s.target} holds no text")
     docs = pool.select("doc_id", "source", "text")
     if s.method == "dsir":
         model: PipelineModel = word_features(s.num_features, bigrams=True).fit(docs)
@@ -59,14 +62,20 @@ def domain(spark: SparkSession, pool: DataFrame, s: DomainSection) -> tuple[Data
             weigh(ratio), "doc_id string, source string, relevance double")
         key = F.col("relevance") + gumbel(s.seed)
     else:
-        targets = target.count()
         model = word_features(s.num_features, bigrams=True, idf=True).fit(docs.select("text").unionByName(target.select("text")))
-        fraction = min(1.0, NEGATIVES_PER_TARGET * targets / max(pool.count(), 1))
-        train = model.transform(target.withColumn("label", F.lit(1.0))).unionByName(
-            model.transform(docs.sample(fraction=fraction, seed=s.seed).withColumn("label", F.lit(0.0))), allowMissingColumns=True)
-        classifier = LogisticRegression(maxIter=100, regParam=0.01).fit(train.select("features", "label"))
-        scored = classifier.transform(model.transform(docs)).select(
-            "doc_id", "source", vector_to_array("probability")[1].alias("relevance"))
+        positives = model.transform(target).select("features", F.lit(1.0).alias("label"))
+        features = model.transform(docs.withColumn("_fold", F.pmod(F.xxhash64(F.lit(s.seed), "doc_id"), F.lit(2))))
+        # Cross-fitted: the model for one half of the pool trains its negatives on the other half,
+        # so no record is scored by a model that saw it as a negative.
+        fraction = min(1.0, 2 * NEGATIVES_PER_TARGET * target.count() / max(pool.count(), 1))
+        halves = []
+        for fold in (0, 1):
+            negatives = features.where(F.col("_fold") != fold).sample(fraction=fraction, seed=s.seed)
+            train = positives.unionByName(negatives.select("features", F.lit(0.0).alias("label")))
+            classifier = LogisticRegression(maxIter=100, regParam=0.01).fit(train)
+            halves.append(classifier.transform(features.where(F.col("_fold") == fold)).select(
+                "doc_id", "source", vector_to_array("probability")[1].alias("relevance")))
+        scored = halves[0].unionByName(halves[1])
         key = F.col("relevance")
     scored = scored.localCheckpoint(eager=True)
     chosen = scored.withColumn("_key", key).orderBy(F.desc("_key"), "doc_id").limit(s.size).select("doc_id").localCheckpoint(eager=True)

@@ -10,7 +10,8 @@ OUTPUT = "features"
 
 def word_features(num_features: int, bigrams: bool = False, idf: bool = False, unit: bool = False) -> Pipeline:
     """A pipeline from ``text`` to a sparse ``features`` vector."""
-    stages = [RegexTokenizer(inputCol="text", outputCol="_words", pattern=r"\W+", toLowercase=True)]
+    # (?U): Unicode word characters (Java's \W alone is ASCII-only: Cyrillic or Chinese text would give no words)
+    stages = [RegexTokenizer(inputCol="text", outputCol="_words", pattern=r"(?U)\W+", toLowercase=True)]
     words = "_words"
     if bigrams:
         stages += [NGram(n=2, inputCol="_words", outputCol="_bigrams"),

@@ -35,9 +35,10 @@ def greedy_on(frame: pd.DataFrame, k: int) -> tuple[np.ndarray, ...]:
 
 def first_round(k: int):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        part = pd.concat(list(batches), ignore_index=True)
-        if part.empty:
+        parts = list(batches)  # an empty partition gives no batches at all
+        if not parts or sum(len(p) for p in parts) == 0:
             return
+        part = pd.concat(parts, ignore_index=True)
         ids, x, chosen, *_ = greedy_on(part, k)
         yield pd.DataFrame({"doc_id": ids[chosen], "embedding": list(x[chosen])})
     return run
@@ -74,7 +75,7 @@ def kcenter(spark: SparkSession, pool: DataFrame, rows: int, s: KCenterSection) 
         nearest_frame = pool.select("doc_id", "source", "embedding").mapInPandas(assign(centre_ids, x[chosen]), NEAREST)
     nearest_frame = nearest_frame.localCheckpoint(eager=True)
     ranks = spark.createDataFrame(pa.table({"doc_id": centre_ids, "rank": np.arange(1, len(centre_ids) + 1),
-                                            "distance_at_pick": np.where(np.isfinite(picked), picked, np.nan)}))
+                                            "distance_at_pick": pa.array(picked, mask=~np.isfinite(picked))}))
     chosen_frame = ranks.join(pool.select("doc_id", "source"), "doc_id").select("doc_id", "source", "rank", "distance_at_pick")
     radius = nearest_frame.agg(F.max("distance")).first()[0] or 0.0
     return chosen_frame, nearest_frame, mode, float(radius)

@@ -31,7 +31,7 @@ def block_top_k(k: int, dense: bool):
         else:
             q, kv = sparse_rows(list(queries["vector"])), sparse_rows(list(keys["vector"]))
         q_ids, k_ids = queries["doc_id"].to_numpy(), keys["doc_id"].to_numpy()
-        rows, cols, sims = top_k(q, kv, k, q_ids, k_ids)
+        rows, cols, sims = top_k(q, kv, k, pd.Index(k_ids).get_indexer(q_ids))
         return pd.DataFrame({"doc_id": q_ids[rows], "neighbor_id": k_ids[cols], "similarity": sims.astype(np.float64)})
     return run
 

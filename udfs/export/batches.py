@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 import pandas as pd
 
 from udfs.export.formats import (ExportError, Message, prompt_key, reward_pair, rl_prompt, sft_messages,
-                                 sft_prompt_completion)
+                                 sft_prompt_completion, split_key)
 from udfs.export.splits import split_of
 
 MESSAGES = "array<struct<role: string, content: string>>"
@@ -47,8 +47,11 @@ class ExportPlan:
             return None
         tok = tokenizer(self.counter)
         if tok.chat_template:
-            ids = tok.apply_chat_template(turns, tokenize=True, add_generation_prompt=generation_prompt)
-            return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
+            try:
+                ids = tok.apply_chat_template(turns, tokenize=True, add_generation_prompt=generation_prompt)
+                return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
+            except Exception:  # noqa: BLE001 - a strict template (roles must alternate, no system role): count the text
+                pass
         return len(tok("\n".join(t["content"] for t in turns))["input_ids"])
 
 
@@ -66,13 +69,13 @@ def record_rows(record: dict[str, Any], plan: ExportPlan) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     if record["kind"] == "preference":
         if "reward" in plan.targets:
-            key = prompt_key(prompt)
-            rows.append({**base, "target": "reward", "key": key, "split": split_of(key, plan.splits, plan.salt),
+            rows.append({**base, "target": "reward", "key": prompt_key(prompt),
+                         "split": split_of(split_key(prompt), plan.splits, plan.salt),
                          "prompt_turns": prompt, "chosen": chosen, "rejected": rejected,
-                         "tokens": _sum(plan.tokens(prompt + chosen), plan.tokens(rejected))})
+                         "tokens": _sum(plan.tokens(prompt + chosen), plan.tokens(prompt + rejected))})
         return rows or [{**base, "target": "reward", "problem": "reward export off", "reject": False}]
-    key = prompt_key(conversation[:-1])
-    common = {**base, "key": key, "split": split_of(key, plan.splits, plan.salt)}
+    common = {**base, "key": prompt_key(conversation[:-1]),
+              "split": split_of(split_key(conversation[:-1]), plan.splits, plan.salt)}
     full = plan.tokens(conversation)
     rows.append({**common, "target": "sft_messages", "messages": conversation, "tokens": full,
                  "problem": None if "sft_messages" in plan.targets else "messages export off"})

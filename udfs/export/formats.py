@@ -99,5 +99,12 @@ def rl_prompt(record: dict[str, Any], system_prompt: str | None = None) -> list[
 
 
 def prompt_key(prompt_turns: list[Message]) -> str:
-    """The text a split and prompt dedup are decided on: the prompt turns, whitespace-normalised."""
+    """The text RL prompt dedup is decided on: the prompt turns, whitespace-normalised."""
     return "\n".join(f"{t['role']}: {' '.join(t['content'].split())}" for t in prompt_turns)
+
+
+def split_key(prompt_turns: list[Message]) -> str:
+    """The text a split is decided on: the opening user turn, whitespace-normalised, so that
+    conversations which start with the same question (and differ later) stay in one split."""
+    first = next((t for t in prompt_turns if t["role"] == "user"), {"content": ""})
+    return " ".join(first["content"].split())

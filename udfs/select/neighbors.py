@@ -11,18 +11,21 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def top_k(queries, keys, k: int, query_ids: np.ndarray, key_ids: np.ndarray,
-          chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query row, key row, cosine) for each query's ``k`` most similar keys, a record never its
-    own neighbour (equal ids). ``queries``/``keys`` are dense arrays or scipy sparse matrices."""
+def top_k(queries, keys, k: int, self_index: np.ndarray,
+          cells: int = 1 << 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query row, key row, cosine) for each query's ``k`` most similar keys; ``self_index[i]`` is
+    query i's own row among the keys (-1: not there), never its neighbour. ``queries``/``keys`` are
+    dense arrays or scipy sparse matrices. Queries go a chunk at a time, ``cells`` similarities each."""
     out_q, out_k, out_s = [], [], []
     keys_t = keys.T.tocsc() if sp.issparse(keys) else keys.T
+    chunk = max(1, cells // max(keys.shape[0], 1))
     for start in range(0, queries.shape[0], chunk):
         sims = queries[start:start + chunk] @ keys_t
         sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
         sims = sims.astype(np.float32, copy=False)
         rows = np.arange(start, start + sims.shape[0])
-        sims[query_ids[rows][:, None] == key_ids[None, :]] = -np.inf
+        own = self_index[rows]
+        sims[np.flatnonzero(own >= 0), own[own >= 0]] = -np.inf
         take = min(k, sims.shape[1])
         if take == 0:
             continue

@@ -46,6 +46,6 @@ def classifier_auc(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) 
 
     features = np.vstack([x, y])
     labels = np.r_[np.ones(len(x)), np.zeros(len(y))]
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    split = StratifiedKFold(n_splits=max(2, min(folds, len(x), len(y))), shuffle=True, random_state=seed)
     scores = cross_val_predict(LogisticRegression(max_iter=1000), features, labels, cv=split, method="predict_proba")[:, 1]
     return float(roc_auc_score(labels, scores))
