@@ -131,3 +131,9 @@ def test_dsir_weights_favour_target_buckets():
     counts = sp.csr_matrix(np.array([[3, 0, 0, 3], [0, 3, 3, 0]], dtype=float))
     on, off = importance_log_weights(counts, ratio)
     assert on > 0 > off
+
+
+def test_top_k_ties_go_to_the_lowest_key_rows():
+    keys = np.ones((12, 3)) / np.sqrt(3)  # twelve identical keys: every similarity ties
+    rows, cols, sims = top_k(keys[:2], keys, 4, np.array([0, 1]))
+    assert {(r, c) for r, c in zip(rows.tolist(), cols.tolist())} == {(0, 1), (0, 2), (0, 3), (0, 4), (1, 0), (1, 2), (1, 3), (1, 4)}

@@ -23,6 +23,7 @@ PAIRS = "doc_id string, neighbor_id string, similarity double"
 
 def block_top_k(k: int, dense: bool):
     def run(group: pd.DataFrame) -> pd.DataFrame:
+        group = group.sort_values("doc_id", kind="stable")  # ties at the k-th neighbour go to the lowest ids
         queries, keys = group[group["_role"] == "q"], group[group["_role"] == "k"]
         if queries.empty or keys.empty:
             return pd.DataFrame({"doc_id": [], "neighbor_id": [], "similarity": []})

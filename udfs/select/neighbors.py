@@ -29,12 +29,17 @@ def top_k(queries, keys, k: int, self_index: np.ndarray,
         take = min(k, sims.shape[1])
         if take == 0:
             continue
-        best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        best_sims = np.take_along_axis(sims, best, axis=1)
-        keep = np.isfinite(best_sims)
-        out_q.append(np.repeat(rows, take)[keep.ravel()])
-        out_k.append(best.ravel()[keep.ravel()])
-        out_s.append(best_sims.ravel()[keep.ravel()])
+        # The k-th largest value per row; ties at it go to the lowest key rows, so the result does
+        # not depend on argpartition's order (keys come sorted by id: the same ids win every run).
+        kth = -np.partition(-sims, take - 1, axis=1)[:, take - 1:take]
+        above = sims > kth
+        tied = sims == kth
+        chosen = above | (tied & (np.cumsum(tied, axis=1) <= take - above.sum(axis=1, keepdims=True)))
+        chosen &= np.isfinite(sims)
+        q, c = np.nonzero(chosen)
+        out_q.append(rows[q])
+        out_k.append(c)
+        out_s.append(sims[q, c])
     if not out_q:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return np.concatenate(out_q), np.concatenate(out_k), np.concatenate(out_s)
