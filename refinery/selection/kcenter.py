@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from refinery.config import KCenterSection
 from udfs.select.kcenter import k_center_greedy, nearest_centres
-from udfs.select.vectors import as_matrix, normalized
+from udfs.select.vectors import as_matrix, normalized, whole_partition
 
 CENTRES = "doc_id string, embedding array<float>"
 NEAREST = "doc_id string, source string, centre string, distance double"
@@ -35,10 +35,9 @@ def greedy_on(frame: pd.DataFrame, k: int) -> tuple[np.ndarray, ...]:
 
 def first_round(k: int):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        parts = list(batches)  # an empty partition gives no batches at all
-        if not parts or sum(len(p) for p in parts) == 0:
+        part = whole_partition(batches)
+        if part is None:
             return
-        part = pd.concat(parts, ignore_index=True)
         ids, x, chosen, *_ = greedy_on(part, k)
         yield pd.DataFrame({"doc_id": ids[chosen], "embedding": list(x[chosen])})
     return run

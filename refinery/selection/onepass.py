@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from refinery.config import OnePassSection
 from udfs.select.leaders import greedy_leaders
-from udfs.select.vectors import as_matrix, normalized
+from udfs.select.vectors import as_matrix, normalized, whole_partition
 
 PASS = "doc_id string, leader string, similarity double"
 
@@ -22,10 +22,9 @@ PASS = "doc_id string, leader string, similarity double"
 def leader_pass(threshold: float):
     """``mapInPandas`` over one partition, which it holds whole (records arrive in doc_id order)."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        parts = list(batches)  # an empty partition gives no batches at all
-        if not parts or sum(len(p) for p in parts) == 0:
+        part = whole_partition(batches)
+        if part is None:
             return
-        part = pd.concat(parts, ignore_index=True)
         leader_of, cosine = greedy_leaders(normalized(as_matrix(part["embedding"])), threshold)
         ids = part["doc_id"].to_numpy()
         yield pd.DataFrame({"doc_id": ids, "leader": ids[leader_of], "similarity": cosine.astype(np.float64)})

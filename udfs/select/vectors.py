@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def as_matrix(vectors: Iterable[Sequence[float]], dimension: int | None = None) -> np.ndarray:
@@ -22,3 +23,10 @@ def normalized(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), so that a dot product is a cosine."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1).astype(x.dtype)
+
+
+def whole_partition(batches: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
+    """A ``mapInPandas`` partition as one frame, or None when it is empty (an empty partition
+    gives no batches at all, and ``pd.concat`` of nothing raises)."""
+    parts = [b for b in batches if len(b)]
+    return pd.concat(parts, ignore_index=True) if parts else None
