@@ -132,8 +132,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ExportResult:
     write_text(spark, f"{staging}/README.md", card_markdown(card, plan.targets))
     rejects = replace_rows(rejects_frame, cfg.table(REJECTS_TABLE), "stage = 'export'", run_info, ["stage", "source"])
     records_in = docs.count()
-    primary = good.where(F.col("target").isin(*PRIMARY)).count() + \
-        mapped.where(~F.col("reject") & F.col("problem").isNotNull() & F.col("target").isin(*PRIMARY)).count()
+    primary = sum(r[2] for r in counts + left_out if r[0] in PRIMARY)  # exported, or kept out of its format
     reconcile(records_in, {"exported": primary, "rejected": rejects.rows})  # before the swap: a failed check publishes nothing
     replace_folder(spark, staging, folder)
     return ExportResult(records_in, folder, counts, left_out, rejects)

@@ -16,7 +16,7 @@ Every record a method does not choose is a ``select/dropped`` row saying why; un
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -84,8 +84,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> SelectResult:
         clusters, note = onepass(records, s.onepass)
         result = write_method(cfg, run_info, "onepass", clusters, None, rows, note)
         clusters = spark.read.format("delta").option("versionAsOf", result.table.version).load(result.table.path)
-        count = clusters.where("is_leader").count()
-        results.append(MethodResult("onepass", result.table, None, f"{count} clusters; {note}"))
+        results.append(replace(result, note=f"{clusters.where('is_leader').count()} clusters; {note}"))
     if s.kcenter.enabled:
         chosen, nearest, mode, radius = kcenter(spark, records, rows, s.kcenter)
         others = nearest.join(chosen.select("doc_id"), "doc_id", "left_anti")

@@ -19,7 +19,7 @@ LOCATORS = ("source_file", "source_line")
 
 @dataclass(frozen=True)
 class Pool:
-    records: DataFrame  # doc_id, source, kind, text, meta (+ embedding), usable rows only, checkpointed
+    records: DataFrame  # doc_id, source, text (+ kind, meta, embedding), usable rows of a checkpoint
     rejects: DataFrame  # rejects-table rows
     records_in: int
     usable: int
@@ -59,7 +59,7 @@ def candidate_pool(spark: SparkSession, cfg: Config) -> Pool:
     marked = candidates.withColumn("_reason", reason).localCheckpoint(eager=True)
     good = marked.where(F.col("_usable") & F.col("_reason").isNull()).drop("_reason", "_usable", COPIES, *LOCATORS)
     unusable = rejected_rows(marked.where(~F.col("_usable") | F.col("_reason").isNotNull()), STAGE, F.col("_reason"))
-    records = good.localCheckpoint(eager=True)
+    records = good  # a filter of the checkpointed rows: no second copy
     usable_rows = records.count()
     if needs_embeddings(cfg):
         sizes = records.agg(F.min(F.size("embedding")).alias("lo"), F.max(F.size("embedding")).alias("hi")).first()

@@ -2,7 +2,7 @@
 target it maps to (with its split, prompt key and token count), or one reject row with the reason."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
@@ -37,7 +37,6 @@ class ExportPlan:
     chat_template: str | None = None  # tokenizer whose template renders prompt strings
     counter: str | None = None  # tokenizer for token counts; None: no counts
     rl_max_prompt_tokens: int = 1024
-    salt: str = field(default="")
 
     def render(self, turns: list[Message]) -> str:
         return tokenizer(self.chat_template).apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
@@ -70,12 +69,12 @@ def record_rows(record: dict[str, Any], plan: ExportPlan) -> list[dict[str, Any]
     if record["kind"] == "preference":
         if "reward" in plan.targets:
             rows.append({**base, "target": "reward", "key": prompt_key(prompt),
-                         "split": split_of(split_key(prompt), plan.splits, plan.salt),
+                         "split": split_of(split_key(prompt), plan.splits),
                          "prompt_turns": prompt, "chosen": chosen, "rejected": rejected,
                          "tokens": _sum(plan.tokens(prompt + chosen), plan.tokens(prompt + rejected))})
         return rows or [{**base, "target": "reward", "problem": "reward export off", "reject": False}]
     common = {**base, "key": prompt_key(conversation[:-1]),
-              "split": split_of(split_key(conversation[:-1]), plan.splits, plan.salt)}
+              "split": split_of(split_key(conversation[:-1]), plan.splits)}
     full = plan.tokens(conversation)
     rows.append({**common, "target": "sft_messages", "messages": conversation, "tokens": full,
                  "problem": None if "sft_messages" in plan.targets else "messages export off"})

@@ -6,9 +6,9 @@ import hashlib
 from typing import Mapping
 
 
-def split_of(key: str, fractions: Mapping[str, float], salt: str = "") -> str:
+def split_of(key: str, fractions: Mapping[str, float]) -> str:
     """The split whose cumulative fraction band holds the key's hash (a uniform number in [0, 1))."""
-    digest = hashlib.blake2b((salt + key).encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     point = int.from_bytes(digest, "big") / 2**64
     total = 0.0
     for name, fraction in fractions.items():
