@@ -327,6 +327,62 @@ class ShiftSection(Section):
     out: str = Field("reports", description="directory the report (markdown + JSON) is written to")
 
 
+class BackendSection(Section):
+    """Where self-instruct's completions come from: a local model on the driver, or an endpoint."""
+
+    kind: Literal["local", "openai"] = "local"
+    model: str | None = Field(None, description="local: folder or hub id (null: bundled SmolLM2-135M-Instruct); openai: the served model name")
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://vllm:8000 (vLLM, TGI, llama.cpp, hosted)")
+    chat: bool = Field(False, description="use /v1/chat/completions (prompt as one user turn) instead of /v1/completions")
+    api_key_env: str | None = Field(None, description="name of the env var holding the API key (keys stay out of configs)")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, description="retries of timeouts, connection errors, 408/409/429 and 5xx")
+    concurrency: int = Field(8, gt=0, description="requests in flight")
+    requests_per_minute: float | None = Field(None, gt=0, description="client-side rate limit; null: none")
+    batch_size: int = Field(8, gt=0, description="local: prompts per generate() call")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "BackendSection":
+        if self.kind == "openai" and not (self.base_url and self.model):
+            raise ValueError("kind 'openai' needs base_url and model")
+        return self
+
+
+class SamplingSection(Section):
+    max_new_tokens: int = Field(gt=0)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class SelfInstructSection(Section):
+    """The self-instruct loop (Wang et al. 2023): seed tasks -> new instructions, filtered, with instances."""
+
+    seeds: str | None = Field(None, description="seed tasks, JSON lines of id / instruction / instances / is_classification")
+    language: Literal["en", "zh"] = Field("en", description="prompt wording and the rule filters' defaults")
+    pool: list[str] = Field(default_factory=list, description="more instructions new ones must differ from: lake tables (prompt column) or JSON / JSON-lines files (instruction field)")
+    out: str = Field("self_instruct", description="lake prefix of the tables: tasks, records, dropped, rounds")
+    target: int = Field(100, gt=0, description="stop when this many tasks are kept (over all runs)")
+    max_rounds: int = Field(20, gt=0, description="rounds per run at most")
+    prompts_per_round: int = Field(8, gt=0)
+    human_examples: int = Field(6, ge=0, description="seed instructions per prompt")
+    machine_examples: int = Field(2, ge=0, description="machine-made instructions per prompt (seeds fill in while there are fewer)")
+    classification_shots: int = Field(12, gt=0)
+    instance_shots: int = Field(3, gt=0)
+    max_instance_chars: int = Field(4000, gt=0)
+    seed: int = 1
+    journal: str | None = Field(None, description="driver-local file of finished requests; null: under ~/.cache/refinery/journal")
+    backend: BackendSection = Field(default_factory=BackendSection)
+    instructions: SamplingSection = SamplingSection(max_new_tokens=512, temperature=0.7, top_p=0.5)
+    classification: SamplingSection = SamplingSection(max_new_tokens=3, temperature=0.0)
+    instances: SamplingSection = SamplingSection(max_new_tokens=300, temperature=0.0)
+    rouge_threshold: float = Field(0.7, gt=0, le=1, description="ROUGE-L F at or above which an instruction is a near duplicate")
+    lsh_threshold: float = Field(0.4, gt=0, lt=1, description="word-set Jaccard the LSH candidate search is tuned for")
+    min_words: int | None = Field(None, gt=0, description="null: the language's default (4)")
+    max_words: int | None = Field(None, gt=0, description="null: the language's default (150)")
+    blacklist: list[str] | None = Field(None, description="null: the language's default keywords")
+    banned_prefixes: list[str] | None = Field(None, description="null: the language's default")
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
@@ -338,6 +394,7 @@ class Config(Section):
     select: SelectSection = Field(default_factory=SelectSection)
     export: ExportSection = Field(default_factory=ExportSection)
     shift: ShiftSection = Field(default_factory=ShiftSection)
+    self_instruct: SelfInstructSection = Field(default_factory=SelfInstructSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from refinery.tables import Commit
+if TYPE_CHECKING:  # the tables need Spark; benchmarks print these tables on machines without it
+    from refinery.tables import Commit
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class StageSummary:
     kept: int
     dropped: int
     rejected: int
-    outputs: list[Commit] = field(default_factory=list)
+    outputs: list["Commit"] = field(default_factory=list)
     seconds: float = 0.0
 
 

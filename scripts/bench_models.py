@@ -81,10 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3, help="turns per contender; the fastest counts")
+    parser.add_argument("--embed-rows", type=int, default=256, help="rows per UDF call (Arrow batch), embed")
+    parser.add_argument("--ppl-rows", type=int, default=16, help="rows per UDF call (Arrow batch), perplexity")
+    parser.add_argument("--embed-model", default=None, help="sentence-transformers folder (default: bundled MiniLM)")
+    parser.add_argument("--ppl-model", default=None, help="causal LM folder (default: bundled SmolLM2-135M)")
     parser.add_argument("--cores-only", action="store_true", help="no Spark: time the UDF cores only")
     args = parser.parse_args(argv)
-    encoder = embedding_model()
-    model, tokenizer = causal_lm()
+    encoder = embedding_model(args.embed_model)
+    model, tokenizer = causal_lm(args.ppl_model)
     embed_texts, ppl_texts = documents(args.embed_docs), documents(args.ppl_docs)
     stride = args.max_length // 2
 
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     embed_tokens = sum(len(ids) for ids in encoder.tokenizer(embed_texts, truncation=True,
                                                              max_length=encoder.max_seq_length)["input_ids"])
     ppl_tokens = int(score(ppl_texts)[1].sum())
-    stages = (("embed", encode, embed_texts, 256, embed_tokens), ("perplexity", score, ppl_texts, 16, ppl_tokens))
+    stages = (("embed", encode, embed_texts, args.embed_rows, embed_tokens),
+              ("perplexity", score, ppl_texts, args.ppl_rows, ppl_tokens))
     rows = []
     if args.cores_only:
         for stage, fn, texts, rows_per_call, tokens in stages:
@@ -115,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         # spark.task.cpus, so torch in the UDF gets the threads the loop gets.
         cores = os.cpu_count() or 1
         # The jobs' own predict functions: the model loads inside the worker, nothing is pickled.
-        makers = {"embed": (embedder(None, args.batch_size), ArrayType(FloatType())),
-                  "perplexity": (scorer(PerplexitySection(max_length=args.max_length, stride=stride,
+        makers = {"embed": (embedder(args.embed_model, args.batch_size), ArrayType(FloatType())),
+                  "perplexity": (scorer(PerplexitySection(model=args.ppl_model, max_length=args.max_length, stride=stride,
                                                           token_budget=args.batch_size * args.max_length)), SCORE)}
         # Each stage is its own application, as jobs/embed.py and jobs/perplexity.py are: a fresh
         # session (and Python workers) per stage.
@@ -137,12 +142,16 @@ def main(argv: list[str] | None = None) -> None:
         r.update(docs_per_s=r["docs"] / r["seconds"], tokens_per_s=r["tokens"] / r["seconds"],
                  vs_loop=loop["seconds"] / r["seconds"])
     where = device()
-    print(f"device {where}; MiniLM batch {args.batch_size}; SmolLM2-135M windows {args.max_length}/{stride}")
+    import torch
+
+    print(f"device {where}{' ' + torch.cuda.get_device_name() if where == 'cuda' else ''}; MiniLM batch {args.batch_size}; SmolLM2-135M windows {args.max_length}/{stride}")
     print(render_table(["stage", "contender", "docs", "seconds", "docs/s", "tokens/s", "x loop"],
                        [[r["stage"], r["contender"], r["docs"], f"{r['seconds']:.2f}", f"{r['docs_per_s']:.1f}",
                          round(r["tokens_per_s"]), f"{r['vs_loop']:.2f}"] for r in rows]))
     out = ROOT / "bench" / "results" / ("models.json" if where == "cpu" else f"models-{where}.json")
-    out.write_text(json.dumps({"device": where, "batch_size": args.batch_size, "max_length": args.max_length,
+    gpu = torch.cuda.get_device_name() if where == "cuda" else None
+    out.write_text(json.dumps({"device": where, "gpu": gpu, "embed_model": args.embed_model, "ppl_model": args.ppl_model,
+                               "embed_rows": args.embed_rows, "ppl_rows": args.ppl_rows, "batch_size": args.batch_size, "max_length": args.max_length,
                                "rounds": args.rounds, "rows": rows}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 

