@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from udfs.ingest.formats import FORMATS, resolve_fields
 from udfs.quality.pii import KINDS as PII_KINDS
 from udfs.quality.rules import BY_NAME as QUALITY_RULES
+from udfs.reward.negatives import KINDS as NEGATIVE_KINDS
 
 ENV_PREFIX = "REFINERY_"
 DEFAULT_CONFIG = "local.yaml"
@@ -383,6 +384,53 @@ class SelfInstructSection(Section):
     banned_prefixes: list[str] | None = Field(None, description="null: the language's default")
 
 
+class PointwiseSection(Section):
+    labels: Literal["auto", "meta"] = Field("auto", description="auto: the input is trusted, negatives are made; meta: labels from the records' meta")
+    label_field: str = Field("label", description="meta: the JSON field holding a boolean or 0/1 label (KTO's 'label')")
+    negatives: list[Literal[tuple(NEGATIVE_KINDS)]] = Field(list(NEGATIVE_KINDS), min_length=1)  # type: ignore[valid-type]
+    other_language: str | None = Field(None, description="texts in another language for wrong_language negatives: a lake table or a text / JSON-lines file")
+
+
+class RewardSection(Section):
+    """Reward model (pairwise) / quality classifier (pointwise): training on the driver, scoring on the executors."""
+
+    input: str = Field("quality/kept", description="lake table to train on: preference records (pairwise) or SFT records (pointwise)")
+    objective: Literal["pairwise", "pointwise"] = "pairwise"
+    backbone: str | None = Field(None, description="encoder folder or hub id (null: bundled MiniLM); e.g. microsoft/deberta-v3-base")
+    allow_download: bool = Field(False, description="let a hub id download; off: only local folders, a clear error otherwise")
+    out: str = Field("models/reward", description="model folders <out>/pairwise and <out>/pointwise (driver file system)")
+    epochs: int = Field(2, gt=0)
+    learning_rate: float = Field(3e-5, gt=0)
+    batch_size: int = Field(16, gt=0, description="pairs (pairwise) or examples (pointwise) per step")
+    max_length: int = Field(256, gt=8, description="tokens per (prompt, response); the prompt loses its start first")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    seed: int = 1
+    heldout: float = Field(0.2, gt=0, lt=1, description="share of prompts (by hash) held out for the metrics")
+    max_train: int = Field(200_000, gt=0, description="training examples collected to the driver at most (seeded sample)")
+    baseline_features: int = Field(1 << 18, gt=0, description="hashed TF-IDF features of the logistic-regression baseline")
+    pointwise: PointwiseSection = Field(default_factory=PointwiseSection)
+    score_input: str = Field("quality/kept", description="lake table the score stage scores")
+    pairwise_model: str | None = Field(None, description="trained folder (null: <out>/pairwise when it exists)")
+    pointwise_model: str | None = Field(None, description="trained folder (null: <out>/pointwise when it exists)")
+    score_batch_size: int = Field(64, gt=0, description="texts per forward pass when scoring")
+
+
+class AdversarialSection(Section):
+    """Adversarial semi-supervised filtering: a trusted set against a large unlabelled pool (PU learning)."""
+
+    pool: str = Field("quality/kept", description="lake table of the unlabelled pool")
+    kinds: list[str] | None = Field(None, description="record kinds of the pool to filter; null: all")
+    trusted: str | None = Field(None, description="the trusted high-quality set: a lake table or a text file (one document per line, or JSON lines with text)")
+    rounds: int = Field(3, gt=0, description="discriminator rounds; round 0 is trusted vs the whole pool")
+    folds: int = Field(3, gt=1, description="cross-fitting: each record is scored by a model fitted without its fold")
+    drop_ratio: float = Field(0.1, gt=0, lt=1, description="a record is dropped when its P(trusted) is below this times the median of the records scored in that round")
+    max_drop_fraction: float = Field(0.3, gt=0, le=1, description="at most this share of the remaining pool is dropped per round (the lowest scores)")
+    features: int = Field(1 << 18, gt=0, description="hashed word + bigram TF-IDF features")
+    reg_param: float = Field(0.01, ge=0, description="L2 strength of the logistic regression")
+    out: str = Field("models/adversarial", description="each round's fitted model is saved under <out>/<run_id>/round=<k>")
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
@@ -395,6 +443,8 @@ class Config(Section):
     export: ExportSection = Field(default_factory=ExportSection)
     shift: ShiftSection = Field(default_factory=ShiftSection)
     self_instruct: SelfInstructSection = Field(default_factory=SelfInstructSection)
+    reward: RewardSection = Field(default_factory=RewardSection)
+    adversarial: AdversarialSection = Field(default_factory=AdversarialSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""
