@@ -17,7 +17,8 @@ from refinery.tables import new_run_id
 
 PIPELINE = ("ingest", "dedup", "quality")  # what `run` runs: CPU stages, core install
 MODEL_STAGES = ("embed", "perplexity")  # need the `ml` extra (torch); run on their own
-LATER_STAGES = (*MODEL_STAGES, "select", "export", "shift_report", "self_instruct", "train_reward", "score_reward", "adversarial_filter")  # select reads the embed stage's table
+LATER_STAGES = (*MODEL_STAGES, "select", "export", "shift_report", "self_instruct", "train_reward", "score_reward", "adversarial_filter",
+                "active_learning")  # select reads the embed stage's table
 EXIT_BAD_INPUT = 2
 EXIT_REJECT_RATE = 3
 

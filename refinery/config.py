@@ -431,6 +431,25 @@ class AdversarialSection(Section):
     out: str = Field("models/adversarial", description="each round's fitted model is saved under <out>/<run_id>/round=<k>")
 
 
+class ActiveSection(Section):
+    """Active learning: pick what to annotate next (uncertain AND good enough), import labels, retrain."""
+
+    input: str = Field("quality/kept", description="pool of records to annotate (sft records)")
+    scores: str = Field("scored/reward", description="table with the quality column (score_reward's)")
+    quality: Literal["quality_prob", "reward_score"] = "quality_prob"
+    uncertainty: Literal["entropy", "margin", "perplexity"] = Field("entropy", description="entropy / margin of quality_prob, or the perplexity stage's PPL")
+    embeddings: str | None = Field("scored/embeddings", description="vectors for the K-Center-Greedy spread; null: the most uncertain")
+    min_uncertainty: float = Field(0.5, ge=0, description="uncertainty bar (a quantile or an absolute value, per uncertainty_cut)")
+    uncertainty_cut: Literal["quantile", "absolute"] = "quantile"
+    min_quality: float = Field(0.2, description="quality bar (a quantile or an absolute value, per quality_cut)")
+    quality_cut: Literal["quantile", "absolute"] = "quantile"
+    batch_size: int = Field(100, gt=0, description="records per annotation batch")
+    max_candidates: int = Field(20_000, gt=0, description="accepted candidates spread on the driver at most (the most uncertain)")
+    out: str = Field("annotation", description="batch files: <out>/round=<r>/batch.jsonl, label_studio_tasks.json, label_config.xml")
+    labels: str | None = Field(None, description="JSON lines of {doc_id, label} to import this run (label: good/bad, true/false, 1/0)")
+    heldout: float = Field(0.2, gt=0, lt=1, description="labelled prompts (by hash) kept for the per-round metric")
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
@@ -445,6 +464,7 @@ class Config(Section):
     self_instruct: SelfInstructSection = Field(default_factory=SelfInstructSection)
     reward: RewardSection = Field(default_factory=RewardSection)
     adversarial: AdversarialSection = Field(default_factory=AdversarialSection)
+    active: ActiveSection = Field(default_factory=ActiveSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""
