@@ -6,13 +6,16 @@
 2. **Retrain** once both classes are labelled: the pointwise quality classifier
    (``udfs/reward/model``) on the labels of training prompts, saved to
    ``<reward.out>/active/round=<r>``, with its ROC-AUC on the fixed held-out prompts (by hash) in
-   ``active/rounds``. Score the pool with it (``score_reward`` with ``reward.pointwise_model``) so
-   the next round's uncertainty comes from the new model.
+   ``active/rounds``; it scores the pool (distributed) for this round's uncertainty.
 3. **Select**: records of ``active.input`` not yet sent for annotation whose uncertainty (entropy or
-   margin of ``quality_prob``, or perplexity rank) passes its bar AND whose quality passes its bar
+   margin of the current classifier's P(good), or perplexity rank) passes its bar AND whose quality
+   (``active.quality`` from the scores table: an independent judge) passes its bar
    (each a quantile or an absolute value); the ``batch_size`` of them are spread with
    K-Center-Greedy on their embeddings. Written to ``active/batches`` and as files for annotators:
    ``batch.jsonl`` and Label Studio's task JSON with its labelling config.
+
+Simulation (``active.oracle``: a meta field holding known labels, e.g. KTO's ``label``): the batch
+is answered from the records themselves, so repeated runs draw a learning curve.
 """
 from __future__ import annotations
 
@@ -71,6 +74,17 @@ def table(spark: SparkSession, cfg: Config, name: str) -> DataFrame | None:
     return spark.read.format("delta").load(cfg.table(name)) if DeltaTable.isDeltaTable(spark, cfg.table(name)) else None
 
 
+def merge_labels(spark: SparkSession, cfg: Config, good: list[tuple[str, int, int]]) -> None:
+    """(doc_id, label, round) into ``active/labels``: the latest label of a record wins."""
+    target = cfg.table("active/labels")
+    frame = spark.createDataFrame(good, "doc_id string, label int, round int").dropDuplicates(["doc_id"])
+    if DeltaTable.isDeltaTable(spark, target):
+        (DeltaTable.forPath(spark, target).alias("t").merge(frame.alias("s"), "t.doc_id = s.doc_id")
+         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+    else:
+        frame.write.format("delta").save(target)
+
+
 def import_labels(spark: SparkSession, cfg: Config, pool: DataFrame, r: int, run: RunInfo) -> tuple[int, int]:
     """Merge the labels file into ``active/labels``; (labels imported, lines rejected)."""
     path = cfg.active.labels
@@ -91,26 +105,21 @@ def import_labels(spark: SparkSession, cfg: Config, pool: DataFrame, r: int, run
             bad.append((STAGE, "labels", None, path, i + 1, f"{STAGE}: {problem}", row.value[:200]))
         else:
             good.append((item["doc_id"], label, r))
-    target = cfg.table("active/labels")
-    frame = spark.createDataFrame(good, "doc_id string, label int, round int")
-    if DeltaTable.isDeltaTable(spark, target):
-        (DeltaTable.forPath(spark, target).alias("t").merge(frame.dropDuplicates(["doc_id"]).alias("s"), "t.doc_id = s.doc_id")
-         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
-    else:
-        frame.dropDuplicates(["doc_id"]).write.format("delta").save(target)
+    merge_labels(spark, cfg, good)
     rejects = spark.createDataFrame(bad, from_arrow_schema(REJECT_SCHEMA))
     replace_rows(rejects, cfg.table(REJECTS_TABLE), f"stage = '{STAGE}'", run, ["stage", "source"])
     return len(good), len(bad)
 
 
-def retrain(spark: SparkSession, cfg: Config, pool: DataFrame, r: int) -> float | None:
-    """The quality classifier on the labels so far; its held-out ROC-AUC (None: one class only)."""
+def retrain(spark: SparkSession, cfg: Config, pool: DataFrame, r: int) -> tuple[float | None, str | None]:
+    """The quality classifier on the labels so far: (its held-out ROC-AUC, its folder); (None, None)
+    until both classes are labelled."""
     from udfs.reward.model import Training, rewards, save, train_pointwise
 
     labels = table(spark, cfg, "active/labels")
     rows = pool.join(labels, "doc_id").collect() if labels is not None else []
     if len({x.label for x in rows}) < 2:
-        return None
+        return None, None
     data = [(*record_inputs(x.kind, [m.asDict() for m in x.messages], x.chosen, x.rejected)[:2], x.label,
              is_heldout([m.asDict() for m in x.messages][:-1], cfg.active.heldout)) for x in rows]
     train = [d for d in data if not d[3]]
@@ -121,19 +130,39 @@ def retrain(spark: SparkSession, cfg: Config, pool: DataFrame, r: int) -> float 
                                           [d[2] for d in train], settings, rw.allow_download)
     scores = rewards(model, tokenizer, [d[0] for d in test], [d[1] for d in test], rw.max_length)
     auc = auc_by_group(scores, [d[2] for d in test], ["labelled"] * len(test)).get("all")
-    save(model, tokenizer, Path(rw.out).expanduser() / "active" / f"round={r}", "pointwise", rw.backbone or "MiniLM",
-         settings, {"heldout_auc": auc, "train": len(train), "heldout": len(test)})
-    return auc
+    folder = save(model, tokenizer, Path(rw.out).expanduser() / "active" / f"round={r}", "pointwise",
+                  rw.backbone or "MiniLM", settings, {"heldout_auc": auc, "train": len(train), "heldout": len(test)})
+    return auc, str(folder)
 
 
-def select(spark: SparkSession, cfg: Config, pool: DataFrame) -> tuple[list, int, int]:
-    """(chosen rows, candidates considered, accepted by both bars)."""
+def current_probabilities(spark: SparkSession, cfg: Config, pool: DataFrame, folder: str) -> DataFrame:
+    """P(good) of every pool record under this round's classifier (distributed, like score_reward)."""
+    from pyspark import SparkFiles
+
+    from udfs.reward.scoring import OUTPUT, score_batches
+
+    spark.sparkContext.addFile(folder, recursive=True)
+    name, batch = Path(folder).name, cfg.reward.score_batch_size
+
+    def score(frames):
+        return score_batches(frames, None, SparkFiles.get(name), batch)
+
+    rows = pool.select("doc_id", "source", "kind", F.to_json("messages").alias("messages_json"), "chosen", "rejected")
+    return rows.mapInPandas(score, OUTPUT).select("doc_id", F.col("quality_prob").alias("_p"))
+
+
+def select(spark: SparkSession, cfg: Config, pool: DataFrame, model: str | None) -> tuple[list, int, int]:
+    """(chosen rows, candidates considered, accepted by both bars). The uncertainty is the current
+    round's classifier's (``model``) when there is one, else that of ``quality_prob`` in the scores
+    table; the quality is always the scores table's (an independent judge)."""
     a = cfg.active
     scores = table(spark, cfg, a.scores)
     if scores is None or a.quality not in scores.columns:
         raise ConfigError(f"active.scores: {cfg.table(a.scores)} with a {a.quality} column is needed; run score_reward first")
     sent = table(spark, cfg, "active/batches")
-    frame = pool.join(scores.select("doc_id", F.col(a.quality).alias("_quality"), "quality_prob"), "doc_id")
+    probs = (current_probabilities(spark, cfg, pool, model) if model
+             else scores.select("doc_id", F.col("quality_prob").alias("_p")))
+    frame = pool.join(scores.select("doc_id", F.col(a.quality).alias("_quality")), "doc_id").join(probs, "doc_id", "left")
     if a.uncertainty == "perplexity":
         ppl = table(spark, cfg, "scored/perplexity")
         if ppl is None:
@@ -142,7 +171,7 @@ def select(spark: SparkSession, cfg: Config, pool: DataFrame) -> tuple[list, int
     if sent is not None:
         frame = frame.join(sent.select("doc_id"), "doc_id", "left_anti")
     frame = frame.where(F.col("_quality").isNotNull())
-    cols = ["doc_id", "_quality", "quality_prob"] + (["perplexity"] if a.uncertainty == "perplexity" else [])
+    cols = ["doc_id", "_quality", "_p"] + (["perplexity"] if a.uncertainty == "perplexity" else [])
     rows = frame.select(*cols).collect()
     if not rows:
         return [], 0, 0
@@ -150,7 +179,7 @@ def select(spark: SparkSession, cfg: Config, pool: DataFrame) -> tuple[list, int
     if a.uncertainty == "perplexity":
         uncertainty = rank_uncertainty(np.array([x.perplexity for x in rows], np.float64))
     else:
-        p = np.array([x.quality_prob if x.quality_prob is not None else 0.5 for x in rows], np.float64)
+        p = np.array([x._p if x._p is not None else 0.5 for x in rows], np.float64)
         uncertainty = binary_entropy(p) if a.uncertainty == "entropy" else margin(p)
     ranked = accepted(uncertainty, quality, bar(uncertainty, a.min_uncertainty, a.uncertainty_cut),
                       bar(quality, a.min_quality, a.quality_cut))[:a.max_candidates]
@@ -176,8 +205,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ActiveResult:
     r = rounds.count() if rounds is not None else 0
     run_info = RunInfo(run_id, STAGE, cfg.section_hash("active"))
     imported, rejected = import_labels(spark, cfg, pool, r, run_info) if a.labels else (0, 0)
-    metric = retrain(spark, cfg, pool, r) if a.labels else None
-    picked, candidates, n_accepted = select(spark, cfg, pool)
+    metric, model = retrain(spark, cfg, pool, r)
+    picked, candidates, n_accepted = select(spark, cfg, pool, model)
     batch = spark.createDataFrame([(r, *p) for p in picked],
                                   "round int, doc_id string, uncertainty double, quality double, pick int")
     replace_rows(batch, cfg.table("active/batches"), f"round = {r}", run_info, [])
@@ -191,6 +220,9 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ActiveResult:
     write_text(spark, f"{folder}/batch.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
     write_text(spark, f"{folder}/label_studio_tasks.json", json.dumps(label_studio_tasks(rows), ensure_ascii=False, indent=1))
     write_text(spark, f"{folder}/label_config.xml", LABEL_CONFIG)
+    if a.oracle:  # simulation: the records' own labels answer at once, the next run trains on them
+        answers = [(d, parse_label(json.loads(records[d].meta or "{}").get(a.oracle)), r) for d, _, _, _ in picked]
+        merge_labels(spark, cfg, [x for x in answers if x[1] is not None])
     labels = table(spark, cfg, "active/labels")
     n_labels = labels.count() if labels is not None else 0
     summary = spark.createDataFrame([(r, run_id, imported, rejected, n_labels, metric, candidates, n_accepted, len(picked))],

@@ -70,11 +70,11 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ScoreRewardResult:
                                        needed=("kind", "messages", "chosen", "rejected"))
     run_info = RunInfo(run_id, STAGE, cfg.section_hash("reward"), {r.score_input: version})
     scorable = usable & F.col("kind").isin("sft", "preference") & (F.size("messages") > 0)
-    batch = r.score_batch_size
+    batch, device = r.score_batch_size, None if r.device == "auto" else r.device
 
     def score(frames):
         local = {k: SparkFiles.get(v) for k, v in shipped.items()}
-        return score_batches(frames, local.get("pairwise"), local.get("pointwise"), batch)
+        return score_batches(frames, local.get("pairwise"), local.get("pointwise"), batch, device)
 
     rows = spread(docs.where(scorable).select("doc_id", "source", "kind", F.to_json("messages").alias("messages_json"),
                                               "chosen", "rejected"))

@@ -414,6 +414,7 @@ class RewardSection(Section):
     pairwise_model: str | None = Field(None, description="trained folder (null: <out>/pairwise when it exists)")
     pointwise_model: str | None = Field(None, description="trained folder (null: <out>/pointwise when it exists)")
     score_batch_size: int = Field(64, gt=0, description="texts per forward pass when scoring")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where scoring runs: auto takes the executor's GPU when it has one")
 
 
 class AdversarialSection(Section):
@@ -448,6 +449,7 @@ class ActiveSection(Section):
     out: str = Field("annotation", description="batch files: <out>/round=<r>/batch.jsonl, label_studio_tasks.json, label_config.xml")
     labels: str | None = Field(None, description="JSON lines of {doc_id, label} to import this run (label: good/bad, true/false, 1/0)")
     heldout: float = Field(0.2, gt=0, lt=1, description="labelled prompts (by hash) kept for the per-round metric")
+    oracle: str | None = Field(None, description="simulation: the meta field holding known labels answers each batch at once")
 
 
 class Config(Section):

@@ -77,3 +77,10 @@ def test_active_learning_rounds(spark, tmp_path, shared_data):
                                                                               "unknown doc_id"]
     rounds = spark.read.format("delta").load(cfg.table("active/rounds")).orderBy("round").collect()
     assert [r.batch for r in rounds] == [40, 40] and rounds[1].labels == 40
+
+    cfg.active.labels, cfg.active.oracle = None, "label"  # simulation: the records' KTO labels answer
+    third = job.run(spark, cfg, "r2")
+    labels = spark.read.format("delta").load(cfg.table("active/labels"))
+    assert third.round == 2 and third.candidates == 40 and 0 < third.batch <= 40  # what was never sent
+    assert labels.count() == 40 + third.batch and labels.where("round = 2").count() == third.batch
+    assert all(r.label == int(oracle[r.doc_id]) for r in labels.where("round = 2").collect())

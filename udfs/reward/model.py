@@ -1,10 +1,13 @@
 """An encoder with a scalar head, trained pairwise (Bradley-Terry: P(chosen > rejected) =
 sigmoid(r_c - r_r)) or pointwise (binary cross-entropy: P(good) = sigmoid(r)).
 
-Any ``AutoModelForSequenceClassification`` backbone works (DeBERTa-v3 on a cluster, the bundled
-MiniLM offline); ``num_labels=1`` is the scalar head. Training is a plain torch loop on the driver or
-one GPU (AdamW, linear warm-up and decay, seeded), which is all a reward model of this size needs.
-The saved folder holds the model, its tokenizer and ``refinery_reward.json`` (objective, max
+Any ``AutoModel`` encoder works (DeBERTa-v3 on a cluster, the bundled MiniLM offline). The head is
+one linear layer on the mask-weighted mean of the last hidden states, not the [CLS] pooler of
+``AutoModelForSequenceClassification``: sentence-transformers backbones are trained to be read by
+mean pooling, and their pooler is not, so the mean learns from far fewer pairs. The new head trains
+at its own, higher learning rate. Training is a plain torch loop on the driver or one GPU (AdamW,
+linear warm-up and decay, seeded), which is all a reward model of this size needs. The saved folder
+holds the encoder, ``scalar_head.pt``, the tokenizer and ``refinery_reward.json`` (objective, max
 length, backbone, metrics), which is what scoring reads back.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 META = "refinery_reward.json"
+HEAD = "scalar_head.pt"
 Objective = Literal["pairwise", "pointwise"]
 
 
@@ -36,6 +40,7 @@ class Training:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     seed: int = 1
+    head_learning_rate: float = 1e-3  # the freshly initialised head
 
 
 def resolve_backbone(name_or_path: str | None, allow_download: bool = False) -> str:
@@ -55,31 +60,57 @@ def resolve_backbone(name_or_path: str | None, allow_download: bool = False) -> 
     return name_or_path
 
 
+def scalar_model(encoder, hidden: int):
+    """The encoder with a linear head on its mean-pooled last hidden states; ``model(**batch)``
+    returns one score per row."""
+    import torch
+
+    class ScalarHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(hidden, 1)
+
+        @property
+        def device(self):
+            return self.head.weight.device
+
+        def forward(self, input_ids, attention_mask, **rest):
+            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **rest).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            return self.head((states * mask).sum(1) / mask.sum(1).clamp(min=1)).squeeze(-1)
+
+    return ScalarHead()
+
+
 def load(name_or_path: str | None, allow_download: bool = False, device: str | None = None):
-    """(model, tokenizer) with a scalar head; the head is new when the folder is a bare encoder."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """(model, tokenizer); the head is new unless the folder holds a trained one."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
 
     from udfs.models.loading import device as default_device
 
     path = resolve_backbone(name_or_path, allow_download)
     local = not allow_download
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=local,
-                                                               problem_type="regression")
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    encoder = AutoModel.from_pretrained(path, local_files_only=local)
+    model = scalar_model(encoder, encoder.config.hidden_size)
+    head = Path(path) / HEAD
+    if head.is_file():
+        model.head.load_state_dict(torch.load(head, map_location="cpu", weights_only=True))
     return model.to(device or default_device()).float(), tokenizer
 
 
 @lru_cache(maxsize=4)
 def load_scorer(folder: str, device: str | None = None):
-    """A trained folder, once per Python worker: (model in eval mode, tokenizer, its metadata)."""
+    """A trained folder, once per Python worker: (model in eval mode, tokenizer, its metadata);
+    ``device`` None: the GPU when there is one (bf16 there), else the CPU."""
     import torch
 
     meta_path = Path(folder) / META
     if not meta_path.is_file():
         raise ModelError(f"{folder} is not a trained reward / quality model (no {META}); run train_reward first")
-    model, tokenizer = load(folder)
+    model, tokenizer = load(folder, device=device)
     if model.device.type == "cuda":
         model = model.to(torch.bfloat16)
     return model.eval(), tokenizer, json.loads(meta_path.read_text())
@@ -113,7 +144,7 @@ def rewards(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], 
         for lo in range(0, len(order), batch_size):
             idx = order[lo:lo + batch_size]
             batch = encode(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx], max_length, model.device)
-            out[idx] = model(**batch).logits[:, 0].float().cpu().numpy()
+            out[idx] = model(**batch).float().cpu().numpy()
     return out
 
 
@@ -130,7 +161,9 @@ def _loop(model, steps_per_epoch: int, settings: Training, step: Callable[[int, 
     """AdamW with linear warm-up and decay; ``step(epoch, i)`` returns the batch loss."""
     import torch
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": settings.learning_rate},
+                                   {"params": model.head.parameters(), "lr": settings.head_learning_rate}],
+                                  weight_decay=settings.weight_decay)
     total = max(1, steps_per_epoch * settings.epochs)
     warmup = int(total * settings.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -177,7 +210,7 @@ def train_pairwise(backbone: str | None, prompts: Sequence[str], chosen: Sequenc
         ps = [prompts[j] for j in idx]
         batch = encode(tokenizer, ps + ps, [chosen[j] for j in idx] + [rejected[j] for j in idx],
                        settings.max_length, model.device)
-        r = model(**batch).logits[:, 0]
+        r = model(**batch)
         return -torch.nn.functional.logsigmoid(r[:len(idx)] - r[len(idx):]).mean()
 
     return _train(backbone, len(prompts), settings, allow_download, loss, log)
@@ -193,7 +226,7 @@ def train_pointwise(backbone: str | None, prompts: Sequence[str], responses: Seq
     def loss(model, tokenizer, idx: np.ndarray):
         batch = encode(tokenizer, [prompts[j] for j in idx], [responses[j] for j in idx], settings.max_length,
                        model.device)
-        return torch.nn.functional.binary_cross_entropy_with_logits(model(**batch).logits[:, 0],
+        return torch.nn.functional.binary_cross_entropy_with_logits(model(**batch),
                                                                     target[idx].to(model.device))
 
     return _train(backbone, len(prompts), settings, allow_download, loss, log)
@@ -203,7 +236,10 @@ def save(model, tokenizer, folder: str | Path, objective: Objective, backbone: s
          metrics: dict) -> Path:
     folder = Path(folder).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
+    import torch
+
+    model.encoder.save_pretrained(folder)
+    torch.save(model.head.state_dict(), folder / HEAD)
     tokenizer.save_pretrained(folder)
     meta = {"objective": objective, "backbone": backbone, "max_length": settings.max_length,
             "training": asdict(settings), "metrics": metrics}

@@ -14,7 +14,7 @@ OUTPUT = "doc_id string, source string, kind string, reward_score float, reward_
 
 
 def score_batches(frames: Iterator[pd.DataFrame], pairwise: str | None, pointwise: str | None,
-                  batch_size: int) -> Iterator[pd.DataFrame]:
+                  batch_size: int, device: str | None = None) -> Iterator[pd.DataFrame]:
     """``reward_score`` (pairwise model, on the response or chosen answer), ``reward_margin``
     (chosen minus rejected, preference records), ``quality_prob`` (pointwise model); each model is
     loaded once per Python worker. Input columns: doc_id, source, kind, messages_json, chosen, rejected."""
@@ -25,7 +25,7 @@ def score_batches(frames: Iterator[pd.DataFrame], pairwise: str | None, pointwis
         out = pdf[["doc_id", "source", "kind"]].copy()
         out["reward_score"] = out["reward_margin"] = out["quality_prob"] = np.nan
         if pairwise:
-            model, tokenizer, meta = load_scorer(pairwise)
+            model, tokenizer, meta = load_scorer(pairwise, device)
             out["reward_score"] = rewards(model, tokenizer, prompts, responses, meta["max_length"], batch_size)
             pref = [i for i, (_, _, rej) in enumerate(inputs) if rej is not None]
             if pref:
@@ -33,7 +33,7 @@ def score_batches(frames: Iterator[pd.DataFrame], pairwise: str | None, pointwis
                                 meta["max_length"], batch_size)
                 out.loc[out.index[pref], "reward_margin"] = out["reward_score"].to_numpy()[pref] - other
         if pointwise:
-            model, tokenizer, meta = load_scorer(pointwise)
+            model, tokenizer, meta = load_scorer(pointwise, device)
             logits = rewards(model, tokenizer, prompts, responses, meta["max_length"], batch_size)
             out["quality_prob"] = 1 / (1 + np.exp(-logits.astype(np.float64)))
         yield out.astype({"reward_score": "float32", "reward_margin": "float32", "quality_prob": "float32"})
