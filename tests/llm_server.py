@@ -65,8 +65,8 @@ class LlamaServer:
 
 class FaultProxy:
     """Forwards POSTs to ``upstream``; each request first takes the next scripted fault, if any:
-    an HTTP status to answer (with ``Retry-After: 0`` on 429), or ``"hang"`` (answer only after the
-    client gave up). ``forwarded`` counts the requests the model actually served."""
+    an HTTP status to answer (with ``Retry-After: 0`` on 429), or ``"hang"`` (no answer until the
+    client has given up). ``forwarded`` counts the requests the model actually served."""
 
     def __init__(self, upstream: str):
         self.upstream, self.faults, self.forwarded, self.seen = upstream, [], 0, 0
@@ -82,9 +82,10 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.seen += 1
                     fault = proxy.faults.pop(0) if proxy.faults else None
-                if fault == "hang":
+                if fault == "hang":  # answer nothing until the client has given up
                     time.sleep(3)
-                elif fault is not None:
+                    return
+                if fault is not None:
                     self.reply(fault, b'{"error": "injected"}', {"Retry-After": "0"} if fault == 429 else {})
                     return
                 upstream = httpx.post(proxy.upstream + self.path, content=body, timeout=120,
