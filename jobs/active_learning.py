@@ -32,8 +32,9 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from refinery.config import Config, ConfigError
 from refinery.exports import write_text
+from refinery.reward.models import scored, training
 from refinery.summary import StageSummary, render_table
-from refinery.tables import Commit, RunInfo, replace_rows
+from refinery.tables import RunInfo, replace_rows
 from udfs.active.sampling import (LABEL_CONFIG, accepted, bar, binary_entropy, label_studio_tasks, margin,
                                   parse_label, rank_uncertainty, spread)
 from udfs.reward.inputs import is_heldout, record_inputs
@@ -114,7 +115,7 @@ def import_labels(spark: SparkSession, cfg: Config, pool: DataFrame, r: int, run
 def retrain(spark: SparkSession, cfg: Config, pool: DataFrame, r: int) -> tuple[float | None, str | None]:
     """The quality classifier on the labels so far: (its held-out ROC-AUC, its folder); (None, None)
     until both classes are labelled."""
-    from udfs.reward.model import Training, rewards, save, train_pointwise
+    from udfs.reward.model import rewards, save, train_pointwise
 
     labels = table(spark, cfg, "active/labels")
     rows = pool.join(labels, "doc_id").collect() if labels is not None else []
@@ -124,8 +125,7 @@ def retrain(spark: SparkSession, cfg: Config, pool: DataFrame, r: int) -> tuple[
              is_heldout([m.asDict() for m in x.messages][:-1], cfg.active.heldout)) for x in rows]
     train = [d for d in data if not d[3]]
     test = [d for d in data if d[3]]
-    rw = cfg.reward
-    settings = Training(rw.epochs, rw.learning_rate, rw.batch_size, rw.max_length, rw.weight_decay, rw.warmup_ratio, rw.seed)
+    rw, settings = cfg.reward, training(cfg)
     model, tokenizer, _ = train_pointwise(rw.backbone, [d[0] for d in train], [d[1] for d in train],
                                           [d[2] for d in train], settings, rw.allow_download)
     scores = rewards(model, tokenizer, [d[0] for d in test], [d[1] for d in test], rw.max_length)
@@ -133,22 +133,6 @@ def retrain(spark: SparkSession, cfg: Config, pool: DataFrame, r: int) -> tuple[
     folder = save(model, tokenizer, Path(rw.out).expanduser() / "active" / f"round={r}", "pointwise",
                   rw.backbone or "MiniLM", settings, {"heldout_auc": auc, "train": len(train), "heldout": len(test)})
     return auc, str(folder)
-
-
-def current_probabilities(spark: SparkSession, cfg: Config, pool: DataFrame, folder: str) -> DataFrame:
-    """P(good) of every pool record under this round's classifier (distributed, like score_reward)."""
-    from pyspark import SparkFiles
-
-    from udfs.reward.scoring import OUTPUT, score_batches
-
-    spark.sparkContext.addFile(folder, recursive=True)
-    name, batch = Path(folder).name, cfg.reward.score_batch_size
-
-    def score(frames):
-        return score_batches(frames, None, SparkFiles.get(name), batch)
-
-    rows = pool.select("doc_id", "source", "kind", F.to_json("messages").alias("messages_json"), "chosen", "rejected")
-    return rows.mapInPandas(score, OUTPUT).select("doc_id", F.col("quality_prob").alias("_p"))
 
 
 def select(spark: SparkSession, cfg: Config, pool: DataFrame, model: str | None) -> tuple[list, int, int]:
@@ -160,8 +144,7 @@ def select(spark: SparkSession, cfg: Config, pool: DataFrame, model: str | None)
     if scores is None or a.quality not in scores.columns:
         raise ConfigError(f"active.scores: {cfg.table(a.scores)} with a {a.quality} column is needed; run score_reward first")
     sent = table(spark, cfg, "active/batches")
-    probs = (current_probabilities(spark, cfg, pool, model) if model
-             else scores.select("doc_id", F.col("quality_prob").alias("_p")))
+    probs = (scored(cfg, pool, None, model) if model else scores).select("doc_id", F.col("quality_prob").alias("_p"))
     frame = pool.join(scores.select("doc_id", F.col(a.quality).alias("_quality")), "doc_id").join(probs, "doc_id", "left")
     if a.uncertainty == "perplexity":
         ppl = table(spark, cfg, "scored/perplexity")

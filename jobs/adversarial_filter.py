@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass
 from functools import reduce
 
-from delta.tables import DeltaTable
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.functions import vector_to_array
@@ -25,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from refinery.config import Config, ConfigError
-from refinery.frames import COPIES, dropped_frame, read_input, reconcile, rejected_rows, text_sample
+from refinery.frames import COPIES, dropped_frame, read_input, reconcile, rejected_rows, table_or_file
 from refinery.selection.features import word_features
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
@@ -59,9 +58,7 @@ def trusted_texts(spark: SparkSession, cfg: Config) -> DataFrame:
     name = cfg.adversarial.trusted
     if not name:
         raise ConfigError("adversarial.trusted is required: a lake table or a text file of trusted documents")
-    if DeltaTable.isDeltaTable(spark, cfg.table(name)):
-        return spark.read.format("delta").load(cfg.table(name)).select("text").where(F.col("text").isNotNull())
-    return text_sample(spark, name, "trusted").select("text")
+    return table_or_file(spark, cfg.table(name), name, "trusted").select("text").where(F.col("text").isNotNull())
 
 
 def discriminator(a, positives: DataFrame, negatives: DataFrame) -> PipelineModel:

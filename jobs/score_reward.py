@@ -12,16 +12,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark import SparkFiles
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from refinery.config import Config, ConfigError
 from refinery.frames import read_input, reconcile, rejected_rows, spread
+from refinery.reward.models import scored
 from refinery.summary import StageSummary
 from refinery.tables import Commit, RunInfo, replace_rows
 from udfs.reward.model import META
-from udfs.reward.scoring import OUTPUT, score_batches
 
 STAGE = "score_reward"
 SCORES_TABLE = "scored/reward"
@@ -63,22 +62,12 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> ScoreRewardResult:
     if not models:
         raise ConfigError(f"no trained model under {out} (reward.out) and none configured "
                           "(reward.pairwise_model / pointwise_model); run train_reward first")
-    for folder in models.values():
-        spark.sparkContext.addFile(folder, recursive=True)
-    shipped = {k: Path(v).name for k, v in models.items()}
     docs, usable, version = read_input(spark, cfg.table(r.score_input), r.score_input, STAGE,
                                        needed=("kind", "messages", "chosen", "rejected"))
     run_info = RunInfo(run_id, STAGE, cfg.section_hash("reward"), {r.score_input: version})
     scorable = usable & F.col("kind").isin("sft", "preference") & (F.size("messages") > 0)
-    batch, device = r.score_batch_size, None if r.device == "auto" else r.device
-
-    def score(frames):
-        local = {k: SparkFiles.get(v) for k, v in shipped.items()}
-        return score_batches(frames, local.get("pairwise"), local.get("pointwise"), batch, device)
-
-    rows = spread(docs.where(scorable).select("doc_id", "source", "kind", F.to_json("messages").alias("messages_json"),
-                                              "chosen", "rejected"))
-    scores = replace_rows(rows.mapInPandas(score, OUTPUT), cfg.table(SCORES_TABLE), None, run_info, ["source"])
+    frame = scored(cfg, spread(docs.where(scorable)), models.get("pairwise"), models.get("pointwise"))
+    scores = replace_rows(frame, cfg.table(SCORES_TABLE), None, run_info, ["source"])
     reason = F.when(F.col("doc_id").isNotNull() & F.col("text").isNotNull(), F.lit(f"{STAGE}: not an sft or preference record"))
     rejects = replace_rows(rejected_rows(docs.where(~scorable), STAGE, reason), cfg.table(REJECTS_TABLE),
                            f"stage = '{STAGE}'", run_info, ["stage", "source"])

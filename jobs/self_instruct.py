@@ -12,7 +12,6 @@ unjournaled requests. Candidates per round = kept + dropped; unusable seed lines
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from refinery.config import Config, ConfigError
 from refinery.exports import write_text
-from refinery.frames import text_sample
+from refinery.frames import table_or_file
 from refinery.summary import StageSummary, render_table
 
 
@@ -47,12 +47,10 @@ class ShiftResult:
 
 def side(spark: SparkSession, cfg: Config, name: str, kinds: list[str] | None) -> DataFrame:
     """A lake table (records of ``kinds`` when it has a kind column), else a text file."""
-    if DeltaTable.isDeltaTable(spark, cfg.table(name)):
-        frame = spark.read.format("delta").load(cfg.table(name))
-        if kinds is not None and "kind" in frame.columns:
-            frame = frame.where(F.col("kind").isin(kinds))
-        return frame.select("doc_id", "text")
-    return text_sample(spark, name, "reference").select("doc_id", "text")
+    frame = table_or_file(spark, cfg.table(name), name, "reference")
+    if kinds is not None and "kind" in frame.columns:
+        frame = frame.where(F.col("kind").isin(kinds))
+    return frame.select("doc_id", "text")
 
 
 def sample_texts(frame: DataFrame, n: int, seed: int) -> list[str]:

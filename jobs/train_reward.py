@@ -14,17 +14,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from refinery.config import Config, ConfigError
-from refinery.frames import read_input, reconcile, rejected_rows, text_sample
+from refinery.frames import read_input, reconcile, rejected_rows, table_or_file
 from refinery.reward import baseline
 from refinery.reward.examples import collect, labelled, pairs
+from refinery.reward.models import training
 from refinery.summary import StageSummary, render_table
 from refinery.tables import Commit, RunInfo, replace_rows
 from udfs.reward.metrics import auc_by_group, length_accuracy, pairwise_accuracy
-from udfs.reward.model import ModelError, Training, resolve_backbone, rewards, save, train_pairwise, train_pointwise
+from udfs.reward.model import ModelError, resolve_backbone, rewards, save, train_pairwise, train_pointwise
 from udfs.schema import REJECT_SCHEMA
 
 STAGE = "train_reward"
@@ -60,18 +60,12 @@ class TrainRewardResult:
         return StageSummary(STAGE, self.records_in, self.used, self.left_out, self.rejects.rows, [self.rejects], seconds)
 
 
-def training(cfg: Config) -> Training:
-    r = cfg.reward
-    return Training(r.epochs, r.learning_rate, r.batch_size, r.max_length, r.weight_decay, r.warmup_ratio, r.seed)
-
-
 def other_language_texts(spark: SparkSession, cfg: Config) -> list[str]:
     """Texts for wrong_language negatives: a lake table's, or a text file's."""
     path = cfg.reward.pointwise.other_language
     if not path:
         return []
-    frame = (spark.read.format("delta").load(cfg.table(path)) if DeltaTable.isDeltaTable(spark, cfg.table(path))
-             else text_sample(spark, path, "other_language"))
+    frame = table_or_file(spark, cfg.table(path), path, "other_language")
     return [r.text for r in frame.select("text").limit(10_000).collect() if r.text]
 
 

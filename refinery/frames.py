@@ -102,6 +102,14 @@ def text_sample(spark: SparkSession, path: str, source: str) -> DataFrame:
             .where(F.col("text").isNotNull() & (F.trim("text") != "")))  # a JSON line without text, a blank one
 
 
+def table_or_file(spark: SparkSession, table: str, path: str, source: str) -> DataFrame:
+    """A lake table (``table``, its own columns) when one is there, else ``path`` as a text file
+    (``text_sample``: doc_id, source, text). Settings that take "a lake table or a text file" use it."""
+    if DeltaTable.isDeltaTable(spark, table):
+        return spark.read.format("delta").load(table)
+    return text_sample(spark, path, source)
+
+
 def spread(df: DataFrame) -> DataFrame:
     """Rows over at least every task slot before a model UDF: a small table is often one file and
     so one partition, which would leave all but one core (or GPU) idle for the whole stage."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from udfs.reward.inputs import pair_problem, prompt_text, record_inputs
+from udfs.reward.inputs import pair_problem, record_inputs
 from udfs.reward.metrics import auc_by_group, length_accuracy
 from udfs.reward.negatives import KINDS, make_negatives
 

@@ -7,7 +7,6 @@ from pyspark.ml import Pipeline
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from refinery.reward.examples import Examples
 from refinery.selection.features import word_features
