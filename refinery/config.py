@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from refinery.stages import STAGES, STANDALONE
 from udfs.ingest.formats import FORMATS, resolve_fields
 from udfs.quality.pii import KINDS as PII_KINDS
 from udfs.quality.rules import BY_NAME as QUALITY_RULES
@@ -452,6 +453,40 @@ class ActiveSection(Section):
     oracle: str | None = Field(None, description="simulation: the meta field holding known labels answers each batch at once")
 
 
+class ReportSection(Section):
+    """The run report (refinery report, or the last stage of a run)."""
+
+    out: str = Field("reports", description="folder of report-<run_id>.html and report.html (the latest); local path")
+    title: str = "Refinery run report"
+    signal_sample: int = Field(20000, gt=0, description="documents sampled for the signal and perplexity histograms")
+    embedding_sample: int = Field(3000, gt=2, description="vectors sampled for the 2-D embedding map")
+    selected: str | None = Field("select/kcenter", description="selection table shown against the pool (when present)")
+    seed: int = 1
+
+
+class PipelineSection(Section):
+    """What ``refinery run`` runs, and the care its Delta tables get after each stage."""
+
+    stages: list[str] = Field(["ingest", "dedup", "quality"], min_length=1,
+                              description="stages in run order; a stage must come after the ones whose tables it reads")
+    optimize: bool = Field(False, description="OPTIMIZE (compact) every table a stage wrote, after the stage")
+    zorder: dict[str, list[str]] = Field({}, description="table -> columns to Z-order by when optimizing (the columns later stages filter on)")
+    vacuum_retention_hours: float | None = Field(None, ge=0, description="VACUUM written tables, keeping versions this recent readable; null: never")
+    progress_seconds: float = Field(10, ge=0, description="seconds between progress lines while a stage runs (0: none)")
+
+    @field_validator("stages")
+    @classmethod
+    def _known(cls, stages: list[str]) -> list[str]:
+        for stage in stages:
+            if stage in STANDALONE:
+                raise ValueError(f"{stage} runs on its own (refinery {stage}): each run of it is a new round")
+            if stage not in STAGES:
+                raise ValueError(f"unknown stage {stage!r}; one of {sorted(STAGES)}")
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"a stage is listed twice: {stages}")
+        return stages
+
+
 class Config(Section):
     lake: str = Field(description="root of every Delta table; local path or object-store URI")
     spark: SparkSection = Field(default_factory=SparkSection)
@@ -467,6 +502,8 @@ class Config(Section):
     reward: RewardSection = Field(default_factory=RewardSection)
     adversarial: AdversarialSection = Field(default_factory=AdversarialSection)
     active: ActiveSection = Field(default_factory=ActiveSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
     def table(self, name: str) -> str:
         """Location of a lake table such as ``bronze/docs``."""

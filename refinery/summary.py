@@ -19,6 +19,7 @@ class StageSummary:
     rejected: int
     outputs: list["Commit"] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "ran"  # or "skipped": its output was current
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -42,8 +43,8 @@ def _cell(value: object) -> str:
 
 def stage_table(stages: Sequence[StageSummary]) -> str:
     rows = [
-        [s.stage, s.records_in, s.kept, s.dropped, s.rejected, s.seconds,
+        [s.stage, s.status, s.records_in, s.kept, s.dropped, s.rejected, s.seconds,
          ", ".join(f"{c.path}@v{c.version}" for c in s.outputs)]
         for s in stages
     ]
-    return render_table(["stage", "in", "kept", "dropped", "rejected", "seconds", "tables (path@version)"], rows)
+    return render_table(["stage", "status", "in", "kept", "dropped", "rejected", "seconds", "tables (path@version)"], rows)

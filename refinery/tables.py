@@ -91,6 +91,18 @@ def latest_version(spark: SparkSession, path: str) -> int:
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first().version)
 
 
+# Commits that rewrite files without changing a row: they leave a table's data version alone.
+MAINTENANCE = ("OPTIMIZE", "VACUUM START", "VACUUM END")
+
+
+def data_version(spark: SparkSession, path: str, look_back: int = 50) -> int:
+    """The newest version that changed rows: what a stage's output or input is pinned by, so
+    compaction and vacuuming (by the pipeline or by hand) make nothing look stale."""
+    history = DeltaTable.forPath(spark, path).history(look_back).select("version", "operation").collect()
+    changed = [r.version for r in history if r.operation not in MAINTENANCE]
+    return int(max(changed) if changed else max(r.version for r in history))
+
+
 def run_commit(spark: SparkSession, path: str, run: RunInfo, after: int) -> Commit:
     """The commit this run made after version ``after``, found by its metadata (not "the latest",
     which a concurrent writer may own), with the rows it wrote.
@@ -107,3 +119,14 @@ def run_commit(spark: SparkSession, path: str, run: RunInfo, after: int) -> Comm
         return Commit(path, after, 0)
     metrics = commit.operationMetrics or {}
     return Commit(path, int(commit.version), int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0)))
+
+
+def optimize(spark: SparkSession, path: str, zorder: list[str]) -> None:
+    """Compact small files (and cluster by ``zorder`` columns, so filters on them skip files)."""
+    table = DeltaTable.forPath(spark, path).optimize()
+    table.executeZOrderBy(*zorder) if zorder else table.executeCompaction()
+
+
+def vacuum(spark: SparkSession, path: str, retention_hours: float) -> None:
+    """Delete files no version within ``retention_hours`` reads; older versions stop being readable."""
+    DeltaTable.forPath(spark, path).vacuum(retention_hours)

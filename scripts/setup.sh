@@ -23,4 +23,8 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# The run report's test renders it in a real headless browser: Debian's chromium, where apt can install it.
+if [[ ",$extras," == *,test,* ]] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+fi
 .venv/bin/python -m refinery.session

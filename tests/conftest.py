@@ -65,3 +65,29 @@ def sample_sources(sample: Path) -> list[dict]:
     """The bundled local config's sources, pointed at a generated sample folder."""
     sources = load_config(environ={}).ingest.sources
     return [{**s.model_dump(exclude_none=True), "path": s.path.replace("data/sample", str(sample))} for s in sources]
+
+
+def pipeline_config(tmp_path: Path, lake: Path, sources: list[dict], *overrides: str) -> tuple[Path, Config]:
+    path = write_config(tmp_path / f"{lake.name}.yaml", lake, sources)
+    return path, load_config(path, ["pipeline.progress_seconds=0", *overrides], environ={})
+
+
+@pytest.fixture(scope="session")
+def pipeline_sources(sample_corpus, tmp_path_factory) -> list[dict]:
+    """The sample corpus's sources, the web folder copied where a test can drop a new shard."""
+    import shutil
+
+    web = tmp_path_factory.mktemp("raw") / "web"
+    shutil.copytree(sample_corpus / "web", web)
+    return [{**s, "path": str(web)} if s["name"] == "web" else s for s in sample_sources(sample_corpus)]
+
+
+@pytest.fixture(scope="session")
+def clean_lake(spark, pipeline_sources, tmp_path_factory) -> Config:
+    """One uninterrupted ``refinery run`` (ingest, dedup, quality) of the sample corpus; copy it before changing it."""
+    from jobs import pipeline
+
+    tmp = tmp_path_factory.mktemp("clean")
+    _, cfg = pipeline_config(tmp, tmp / "lake", pipeline_sources)
+    assert pipeline.run(spark, cfg, "clean").ran() == ["ingest", "dedup", "quality"]
+    return cfg

@@ -1,0 +1,137 @@
+"""`refinery run`: the stage graph is checked before anything runs, current stages are skipped,
+a killed run resumes to the tables a clean run writes, and the tables get their configured care."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import pipeline
+from refinery.config import ConfigError, load_config
+from refinery.dag import PlanError, plan
+from refinery.ledger import LEDGER
+from tests.conftest import ROOT, pipeline_config
+
+STAGE_TABLES = ["bronze/docs", "bronze/rejects", "dedup/kept", "dedup/clusters", "dedup/dropped",
+                "quality/signals", "quality/kept", "quality/dropped"]
+
+
+def config(tmp_path: Path, lake: Path, sources: list[dict], *overrides: str):
+    return pipeline_config(tmp_path, lake, sources, *overrides)
+
+
+def content(spark, path: str) -> tuple[int, int]:
+    """(rows, an order-free hash of every row): equal for equal tables whatever their files."""
+    table = spark.read.format("delta").load(path)
+    row_hash = F.xxhash64(F.to_json(F.struct(*[F.col(c) for c in sorted(table.columns)]))).cast("decimal(38,0)")
+    r = table.agg(F.count(F.lit(1)).alias("n"), F.sum(row_hash).alias("h")).first()
+    return r.n, int(r.h or 0)
+
+
+def versions(spark, cfg) -> dict[str, int]:
+    from refinery.tables import latest_version
+
+    return {t: latest_version(spark, cfg.table(t)) for t in STAGE_TABLES}
+
+
+# -- the plan (no Spark) -------------------------------------------------------------------------
+
+def test_plan_follows_the_data_and_refuses_a_bad_order(tmp_path):
+    _, cfg = config(tmp_path, tmp_path / "lake", [{"name": "w", "path": str(tmp_path), "format": "text"}],
+                    "pipeline.stages=[ingest, dedup, quality, embed, select]", "select.kcenter.enabled=true")
+    p = plan(cfg, exists=lambda name: name.startswith("file:"))
+    assert p.stages == ["ingest", "dedup", "quality", "embed", "select"] and not p.forced
+    assert p.depends_on["select"] == ["quality", "embed"] and p.depends_on["dedup"] == ["ingest"]
+    assert plan(cfg, lambda n: True, start="quality").stages == ["quality", "embed", "select"]
+    assert plan(cfg, lambda n: True, only=["embed"]).forced == {"embed"}
+
+    cfg.pipeline.stages = ["ingest", "quality", "dedup"]
+    with pytest.raises(PlanError, match="quality reads dedup/kept, which dedup writes; list dedup before quality"):
+        plan(cfg, lambda n: True)
+    cfg.pipeline.stages = ["quality"]
+    with pytest.raises(PlanError, match="quality reads dedup/kept, which no stage of this run writes"):
+        plan(cfg, lambda n: False)
+    with pytest.raises(PlanError, match="--from dedup: not in pipeline.stages"):
+        plan(cfg, lambda n: True, start="dedup")
+    for bad, message in ((["ingest", "active_learning"], "runs on its own"), (["ingest", "ingest"], "listed twice"),
+                         (["ingest", "dedupe"], "unknown stage 'dedupe'")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, [f"pipeline.stages=[{', '.join(bad)}]"], environ={})
+
+
+# -- runs on the real session --------------------------------------------------------------------
+
+def test_rerun_skips_what_is_current_and_redoes_what_changed(spark, clean_lake, pipeline_sources, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(Path(clean_lake.lake), lake)
+    _, cfg = config(tmp_path, lake, pipeline_sources)
+    before = versions(spark, cfg)
+
+    again = pipeline.run(spark, cfg, "again")
+    assert again.skipped() == ["ingest", "dedup", "quality"] and versions(spark, cfg) == before
+    assert [s.records_in for s in again.summaries] == [512, 506, 472]  # counts come from the ledger
+
+    _, stricter = config(tmp_path, lake, pipeline_sources, "quality.thresholds.gopher_min_words=80")
+    assert pipeline.run(spark, stricter, "stricter").ran() == ["quality"]
+    assert pipeline.run(spark, stricter, "from", start="dedup").ran() == ["dedup", "quality"]
+
+    spark.sql(f"DELETE FROM delta.`{stricter.table('quality/kept')}` WHERE source = 'web'")  # a hand edit
+    assert pipeline.run(spark, stricter, "repair").ran() == ["quality"]
+    assert content(spark, stricter.table("quality/kept"))[0] > 0
+
+    shard = Path(next(s["path"] for s in pipeline_sources if s["name"] == "web")) / "part-0009.jsonl"
+    shard.write_text('{"text": "A late shard with one document in it.", "meta": {}}\n')  # a new shard arrives
+    try:
+        result = pipeline.run(spark, stricter, "grown")
+    finally:
+        shard.unlink()
+    assert result.ran() == ["ingest", "dedup", "quality"] and result.summaries[0].records_in == 513
+
+
+def test_driver_killed_in_a_stage_resumes_to_the_clean_tables(spark, clean_lake, pipeline_sources, tmp_path):
+    lake = tmp_path / "lake"
+    path, cfg = config(tmp_path, lake, pipeline_sources)
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "refinery.cli", "run", "--config", str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        for line in proc.stdout:
+            if line.startswith("dedup: running") or time.monotonic() > deadline:
+                break
+        time.sleep(3)  # well inside dedup's Spark jobs
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM, as a lost driver node would
+        proc.wait()
+    stages = {r.stage for r in spark.read.format("delta").load(cfg.table(LEDGER)).collect()}
+    assert stages == {"ingest"}  # dedup never finished
+
+    resumed = pipeline.run(spark, cfg, "resumed")
+    assert resumed.skipped() == ["ingest"] and resumed.ran() == ["dedup", "quality"]
+    for table in STAGE_TABLES:
+        assert content(spark, cfg.table(table)) == content(spark, clean_lake.table(table)), table
+    kept = spark.read.format("delta").load(cfg.table("quality/kept"))
+    assert kept.select("doc_id").distinct().count() == kept.count()
+
+
+def test_table_care_compacts_zorders_vacuums_and_stays_current(spark, pipeline_sources, tmp_path):
+    web = [s for s in pipeline_sources if s["name"] == "web"]
+    _, cfg = config(tmp_path, tmp_path / "lake", web, "pipeline.stages=[ingest]", "pipeline.optimize=true",
+                    "pipeline.zorder={bronze/docs: [doc_id]}", "pipeline.vacuum_retention_hours=0")
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")  # retention 0 in a test only
+    try:
+        assert pipeline.run(spark, cfg, "cared").ran() == ["ingest"]
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    from delta.tables import DeltaTable
+
+    ops = [(r.operation, r.operationParameters) for r in DeltaTable.forPath(spark, cfg.table("bronze/docs")).history().collect()]
+    assert any(op == "OPTIMIZE" and "doc_id" in params.get("zOrderBy", "") for op, params in ops)
+    assert any(op == "VACUUM END" for op, _ in ops)
+    assert pipeline.run(spark, cfg, "again").skipped() == ["ingest"]  # the recorded versions include the care
