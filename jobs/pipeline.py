@@ -117,8 +117,10 @@ def failure(spark: SparkSession, cfg: Config, stage: str, exc: BaseException) ->
     stage's tables are still at (Delta commits are atomic: a failed write commits nothing)."""
     problem = storage_problem(exc)
     if problem is None:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return StageFailed(f"stage {stage} failed: {first}")
+        text = str(exc).strip() or type(exc).__name__
+        if type(exc).__module__.startswith(("py4j", "pyspark")):  # the Java stack trace stays in the log
+            text = text.splitlines()[0]
+        return StageFailed(f"stage {stage} failed: {text}")
     tables = lake_tables(cfg, STAGES[stage].writes(cfg))
     kept = ", ".join(f"{n}@v{v}" if v is not None else f"{n} (none yet)"
                      for n, v in ledger.table_versions(spark, tables).items())
@@ -150,6 +152,26 @@ def care(spark: SparkSession, cfg: Config, stage: str) -> None:
             vacuum(spark, path, p.vacuum_retention_hours)
 
 
+def attempts(spark: SparkSession, cfg: Config, stage: str, run_id: str, out: Callable[[str], None]):
+    """The stage and its table care, again after a failure that can pass (an executor lost with
+    the blocks it held, a flaky store): up to ``pipeline.stage_retries`` more times. A stage
+    replaces its outputs whole, so a repeat cannot double anything. Config errors and storage
+    errors (a full disk stays full) are not retried."""
+    retries = cfg.pipeline.stage_retries
+    for attempt in range(retries + 1):
+        try:
+            result = run_stage(stage, spark, cfg, run_id)
+            care(spark, cfg, stage)
+            return result
+        except ConfigError as exc:
+            raise StageFailed(f"stage {stage} failed: {exc}") from exc
+        except Exception as exc:  # a stage's own error, or a Spark / Delta error from the JVM
+            if storage_problem(exc) or attempt == retries:
+                raise failure(spark, cfg, stage, exc) from exc
+            out(f"{stage}: attempt {attempt + 1} of {retries + 1} failed ({failure(spark, cfg, stage, exc)}); "
+                "running it again")
+
+
 def run(spark: SparkSession, cfg: Config, run_id: str, start: str | None = None, only: Sequence[str] = (),
         out: Callable[[str], None] = print) -> PipelineResult:
     result = PipelineResult(plan(cfg, exists(spark, cfg), start, only))
@@ -169,14 +191,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str, start: str | None = None,
         out(f"\n{stage}: running")
         started = time.monotonic()
         with Progress(spark, stage, input_records(spark, cfg, stage), cfg.pipeline.progress_seconds, out):
-            try:
-                stage_result = run_stage(stage, spark, cfg, run_id)
-                care(spark, cfg, stage)
-            except (ConfigError, RuntimeError) as exc:
-                raise (failure(spark, cfg, stage, exc) if storage_problem(exc) else
-                       StageFailed(f"stage {stage} failed: {exc}")) from exc
-            except Exception as exc:  # a Spark or Delta error from the JVM
-                raise failure(spark, cfg, stage, exc) from exc
+            stage_result = attempts(spark, cfg, stage, run_id, out)
         seconds = time.monotonic() - started
         summary = stage_result.summary(seconds)
         result.summaries.append(summary)

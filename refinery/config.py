@@ -473,6 +473,7 @@ class PipelineSection(Section):
     zorder: dict[str, list[str]] = Field({}, description="table -> columns to Z-order by when optimizing (the columns later stages filter on)")
     vacuum_retention_hours: float | None = Field(None, ge=0, description="VACUUM written tables, keeping versions this recent readable; null: never")
     progress_seconds: float = Field(10, ge=0, description="seconds between progress lines while a stage runs (0: none)")
+    stage_retries: int = Field(1, ge=0, description="re-runs of a stage after a failure that can pass (a lost executor); not config or storage errors")
 
     @field_validator("stages")
     @classmethod
