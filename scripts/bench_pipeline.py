@@ -1,0 +1,154 @@
+"""The whole CPU pipeline (ingest, dedup, quality) on a generated RedPajama-like corpus, at several
+sizes: per stage, seconds, docs/s per core, executor core-ms and shuffle bytes per document, and
+the peak memory of the driver's process tree (JVM and Python workers), and how each grows.
+
+The corpus: RedPajama-style JSON lines (``text`` + ``meta``) in zstd shards, documents remixed
+from the sentences of real web pages (C4 and Dolma CC in ``../shared``; the sample generator's
+sentences without it), 5% near copies at the dedup benchmark's edit rates and 2% exact copies.
+Real sentences matter: language ID and the quality rules behave as on web text. Each stage runs
+through the pipeline's own stage runner on one local session; Spark's per-stage task metrics
+come from its REST API. Writes ``bench/results/pipeline.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_dedup import SHARED_WEB, PeakRss, completed_stages  # noqa: E402
+from refinery.summary import render_table  # noqa: E402
+from udfs.dedup.evaluate import EDIT_RATES, mutate  # noqa: E402
+
+STAGES = ("ingest", "dedup", "quality")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences() -> list[str]:
+    """Sentences of real web pages (../shared), else of the sample generator's documents."""
+    pool: list[str] = []
+    for name in ("c4_300.jsonl", "cc_en_head-0091.jsonl"):
+        path = SHARED_WEB / name
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    pool += [s for s in SENTENCE_END.split(json.loads(line)["text"]) if 20 <= len(s) <= 400]
+    if not pool:
+        from make_sample import TOPICS, sentence
+
+        rng = random.Random(0)
+        pool = [sentence(rng, rng.choice(list(TOPICS))) for _ in range(20_000)]
+    return pool
+
+
+def write_corpus(out: Path, docs: int, shards: int, seed: int = 5) -> int:
+    """``docs`` RedPajama-like records in ``shards`` zstd JSON-lines files; returns the text bytes."""
+    import pyarrow as pa
+
+    rng = random.Random(seed)
+    pool = sentences()
+    out.mkdir(parents=True, exist_ok=True)
+    originals, near = int(docs * 0.93), int(docs * 0.05)
+    texts: list[str] = []
+    total = 0
+    per_shard = -(-docs // shards)
+    shard, handle = -1, None
+    for i in range(docs):
+        if i < originals:
+            paragraphs = [" ".join(rng.choices(pool, k=rng.randint(2, 6))) for _ in range(rng.randint(2, 6))]
+            text = "\n\n".join(paragraphs)
+            texts.append(text)
+        elif i < originals + near:
+            text = mutate(rng, texts[rng.randrange(originals)], EDIT_RATES[i % len(EDIT_RATES)])
+        else:
+            text = texts[rng.randrange(originals)]
+        if i // per_shard != shard:
+            if handle:
+                handle.close()
+            shard = i // per_shard
+            handle = pa.CompressedOutputStream(str(out / f"part-{shard:05d}.jsonl.zst"), "zstd")
+        handle.write((json.dumps({"text": text, "meta": {"url": f"https://example.org/{i}", "source": "bench"}}) + "\n").encode())
+        total += len(text.encode())
+    handle.close()
+    return total
+
+
+def run_scale(docs: int, work: Path, shards: int, master: str) -> list[dict]:
+    from refinery.config import load_config
+    from refinery.session import build_session
+    from refinery.stages import run_stage
+
+    raw = work / f"raw-{docs}"
+    stamp = raw / "_bytes"
+    if not stamp.is_file():
+        shutil.rmtree(raw, ignore_errors=True)
+        stamp_bytes = write_corpus(raw, docs, shards)
+        stamp.write_text(str(stamp_bytes))
+    text_bytes = int(stamp.read_text())
+    lake = work / f"lake-{docs}"
+    shutil.rmtree(lake, ignore_errors=True)
+    cores = int(master[len("local["):-1]) if master.startswith("local[") and master[6:-1].isdigit() else os.cpu_count()
+    cfg = load_config(None, [f"lake={lake}", f"spark.master={master}", f"spark.shuffle_partitions={max(4, 2 * cores)}",
+                             "ingest.sources=[{name: web, path: " + str(raw) + ", format: text}]",
+                             "spark.conf={spark.driver.memory: 6g, spark.ui.enabled: true}"], environ={})
+    spark = build_session(cfg.spark)
+    spark.sparkContext.setLogLevel("ERROR")
+    rows = []
+    try:
+        for stage in STAGES:
+            before = completed_stages(spark)
+            sampler = PeakRss()
+            sampler.start()
+            started = time.perf_counter()
+            result = run_stage(stage, spark, cfg, f"bench-{docs}")
+            seconds = time.perf_counter() - started
+            peak = sampler.stop()
+            spark_stages = [s for key, s in completed_stages(spark).items() if key not in before]
+            summary = result.summary(seconds)
+            rows.append({"docs": docs, "text_mb": text_bytes / 1e6, "stage": stage, "records_in": summary.records_in,
+                         "kept": summary.kept, "dropped": summary.dropped, "rejected": summary.rejected,
+                         "seconds": seconds, "docs_per_s": summary.records_in / seconds,
+                         "docs_per_s_per_core": summary.records_in / seconds / cores,
+                         "core_ms_per_doc": sum(s["executorRunTime"] for s in spark_stages) / max(summary.records_in, 1),
+                         "shuffle_bytes_per_doc": sum(s["shuffleWriteBytes"] for s in spark_stages) / max(summary.records_in, 1),
+                         "peak_rss_gb": peak / 2**30, "cores": cores})
+            print(f"{docs:>9,} docs  {stage:<8} {seconds:8.1f} s  {rows[-1]['docs_per_s_per_core']:9.1f} docs/s/core", flush=True)
+    finally:
+        spark.stop()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--work", default=str(ROOT / "bench" / "tmp" / "pipeline"))
+    args = parser.parse_args(argv)
+    rows = [r for docs in args.scale for r in run_scale(docs, Path(args.work), args.shards, args.master)]
+    smallest = {r["stage"]: r for r in rows if r["docs"] == min(args.scale)}
+    for r in rows:
+        base = smallest[r["stage"]]
+        r["time_growth_per_doc_growth"] = (r["seconds"] / base["seconds"]) / (r["docs"] / base["docs"])
+    print(render_table(["docs", "stage", "in", "kept", "seconds", "docs/s/core", "core-ms/doc", "shuffle B/doc",
+                        "peak RSS GB", "time growth / size growth"],
+                       [[r["docs"], r["stage"], r["records_in"], r["kept"], f"{r['seconds']:.1f}",
+                         f"{r['docs_per_s_per_core']:.1f}", f"{r['core_ms_per_doc']:.3f}",
+                         round(r["shuffle_bytes_per_doc"]), f"{r['peak_rss_gb']:.2f}",
+                         f"{r['time_growth_per_doc_growth']:.2f}"] for r in rows]))
+    out = ROOT / "bench" / "results" / "pipeline.json"
+    out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
