@@ -138,7 +138,7 @@ def throughput(n: int, batch_size: int, max_length: int, model_path: str | None)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--pointwise-records", type=int, default=1500)

@@ -1,4 +1,4 @@
-"""spark-submit of the pipeline (ingest, dedup, quality), selection and export jobs to a real Spark
+"""spark-submit of the pipeline job (ingest, dedup, quality, selection, export) to a real Spark
 standalone master with two workers on 127.0.0.1, one of which dies mid-job.
 
 This is the cluster path of the README: the code shipped as a wheel with --py-files, Delta with
@@ -99,7 +99,7 @@ def build_wheel(out: Path) -> Path:
 
 
 def test_spark_submit_to_standalone_cluster_survives_a_lost_worker(two_workers, tmp_path, sample_corpus, spark):
-    """The pipeline job (ingest, dedup, quality) submitted to a master with two workers; one worker
+    """The pipeline job (ingest, dedup, quality, select, export) submitted to a master with two workers; one worker
     is killed with its executor while dedup runs. Spark reschedules the lost tasks, and where lost
     executor-local blocks fail the stage, the pipeline re-runs it (``pipeline.stage_retries``) on
     the worker that is left. The tables hold what a clean run writes."""
@@ -108,11 +108,12 @@ def test_spark_submit_to_standalone_cluster_survives_a_lost_worker(two_workers, 
     lake = tmp_path / "lake"
     config = write_config(tmp_path / "cluster.yaml", lake, sample_sources(sample_corpus))
 
-    def submit(job: str, *overrides: str) -> subprocess.CompletedProcess:
-        return subprocess.run(submit_command(url, wheel, job, config, *overrides), env=env, capture_output=True,
-                              text=True, timeout=600)
-
-    proc = subprocess.Popen(submit_command(url, wheel, "pipeline", config, "pipeline.progress_seconds=0"),
+    # selection (a method without vectors) and export ride along in the same application
+    proc = subprocess.Popen(submit_command(url, wheel, "pipeline", config, "pipeline.progress_seconds=0",
+                                           "pipeline.stages=[ingest, dedup, quality, select, export]",
+                                           "select.balance.enabled=true", "select.balance.cap=10",
+                                           f"export.out={tmp_path / 'exports'}", "export.tokenizer=none",
+                                           "export.file_formats=[parquet]"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
@@ -141,11 +142,5 @@ def test_spark_submit_to_standalone_cluster_survives_a_lost_worker(two_workers, 
     assert spark.read.format("delta").load(str(lake / "bronze/rejects")).count() == 6
     history = spark.sql(f"DESCRIBE HISTORY delta.`{lake / 'bronze/docs'}`").first()
     assert '"run_id": "standalone"' in history.userMetadata
-    # selection (a method without vectors) and export, submitted from the same jobs/ folder
-    selected = submit("selection", "select.balance.enabled=true", "select.balance.cap=10")
-    assert selected.returncode == 0, selected.stdout[-3000:] + selected.stderr[-5000:]
     assert spark.read.format("delta").load(str(lake / "select/balance")).count() > 0
-    exported = submit("export", f"export.out={tmp_path / 'exports'}", "export.tokenizer=none", "export.file_formats=[parquet]")
-    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-5000:]
     assert (tmp_path / "exports" / "refinery" / "card.json").is_file()
-
