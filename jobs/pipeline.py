@@ -59,21 +59,21 @@ def lake_tables(cfg: Config, names: Sequence[str]) -> dict[str, str]:
     return {n: cfg.table(n) for n in names if not n.startswith(FILE)}
 
 
+def is_lake_table(spark: SparkSession, cfg: Config, name: str) -> bool:
+    """A read names a lake table when it is not a ``file:`` location and the lake has it (as the jobs decide)."""
+    return not name.startswith(FILE) and DeltaTable.isDeltaTable(spark, cfg.table(name))
+
+
 def exists(spark: SparkSession, cfg: Config) -> Callable[[str], bool]:
-    def check(name: str) -> bool:
-        if not name.startswith(FILE) and DeltaTable.isDeltaTable(spark, cfg.table(name)):
-            return True
-        return locations.exists(name.removeprefix(FILE))
-    return check
+    return lambda name: is_lake_table(spark, cfg, name) or locations.exists(name.removeprefix(FILE))
 
 
 def fingerprint(spark: SparkSession, cfg: Config, stage: str) -> ledger.Fingerprint:
     """A lake table read is pinned by its data version, anything else by a digest of its files."""
     inputs: dict[str, object] = {}
     for name in STAGES[stage].reads(cfg):
-        path = cfg.table(name)
-        if not name.startswith(FILE) and DeltaTable.isDeltaTable(spark, path):
-            inputs[name] = data_version(spark, path)
+        if is_lake_table(spark, cfg, name):
+            inputs[name] = data_version(spark, cfg.table(name))
         else:
             inputs[name] = locations.digest(name.removeprefix(FILE))
     return ledger.Fingerprint(stage, cfg.section_hash(STAGES[stage].section), inputs)
@@ -106,6 +106,11 @@ STORAGE_ERRORS = ("No space left on device", "Read-only file system", "Permissio
                   "AccessDenied", "Access Denied")
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's message without the Java stack trace py4j appends (that stays in the log)."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 def storage_problem(exc: BaseException) -> str | None:
     """The storage error behind a failed write (deep in a Java stack trace), if that is what it was."""
     text = str(exc)
@@ -117,10 +122,8 @@ def failure(spark: SparkSession, cfg: Config, stage: str, exc: BaseException) ->
     stage's tables are still at (Delta commits are atomic: a failed write commits nothing)."""
     problem = storage_problem(exc)
     if problem is None:
-        text = str(exc).strip() or type(exc).__name__
-        if type(exc).__module__.startswith(("py4j", "pyspark")):  # the Java stack trace stays in the log
-            text = text.splitlines()[0]
-        return StageFailed(f"stage {stage} failed: {text}")
+        jvm = type(exc).__module__.startswith(("py4j", "pyspark"))
+        return StageFailed(f"stage {stage} failed: {first_line(exc) if jvm else str(exc).strip() or type(exc).__name__}")
     tables = lake_tables(cfg, STAGES[stage].writes(cfg))
     kept = ", ".join(f"{n}@v{v}" if v is not None else f"{n} (none yet)"
                      for n, v in ledger.table_versions(spark, tables).items())
@@ -138,7 +141,7 @@ def writable(spark: SparkSession, cfg: Config) -> None:
         fs.create(probe, True).close()
         fs.delete(probe, False)
     except Exception as exc:  # py4j wraps the Java IOException
-        raise StageFailed(f"the lake {cfg.lake} is not writable: {storage_problem(exc) or str(exc).splitlines()[0]}") from None
+        raise StageFailed(f"the lake {cfg.lake} is not writable: {storage_problem(exc) or first_line(exc)}") from None
 
 
 def care(spark: SparkSession, cfg: Config, stage: str) -> None:
@@ -190,7 +193,9 @@ def run(spark: SparkSession, cfg: Config, run_id: str, start: str | None = None,
             continue
         out(f"\n{stage}: running")
         started = time.monotonic()
-        with Progress(spark, stage, input_records(spark, cfg, stage), cfg.pipeline.progress_seconds, out):
+        every = cfg.pipeline.progress_seconds
+        total = input_records(spark, cfg, stage) if every > 0 else None  # a count job only for progress lines
+        with Progress(spark, stage, total, every, out):
             stage_result = attempts(spark, cfg, stage, run_id, out)
         seconds = time.monotonic() - started
         summary = stage_result.summary(seconds)

@@ -76,8 +76,8 @@ def plan(cfg: "Config", exists: Callable[[str], bool], start: str | None = None,
         chosen, forced = listed, set()
     produced = {name for stage in chosen for name in STAGES[stage].writes(cfg)}
     for stage in chosen:
-        missing = [name.removeprefix(FILE) for name in STAGES[stage].reads(cfg)
-                   if resolve(name, writers) not in produced and not exists(resolve(name, writers))]
+        keys = [resolve(name, writers) for name in STAGES[stage].reads(cfg)]
+        missing = [key.removeprefix(FILE) for key in keys if key not in produced and not exists(key)]
         if missing:
             raise PlanError(f"{stage} reads {', '.join(missing)}, which no stage of this run writes and which does "
                             f"not exist (run the stages before {stage}, or fix its config)")

@@ -89,7 +89,6 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("shift_report", "shift", lambda c: [c.shift.finetune, *optional(c.shift.reference)], lambda c: file(c.shift.out)),
     Stage("report", "report", _report_reads, lambda c: file(c.report.out)),
 )}
-PIPELINE_STAGES = tuple(STAGES)
 
 # A stage whose job module has another name: jobs/select.py would shadow Python's own ``select``
 # module for every ``spark-submit jobs/<stage>.py`` (the script's folder comes first on sys.path).
