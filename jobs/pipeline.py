@@ -48,7 +48,11 @@ class PipelineResult:
     problems: dict[str, list[str]] = field(default_factory=dict)
 
     def ran(self) -> list[str]:
-        return [s.stage for s in self.summaries if s.status == "ran"]
+        """Stages that ran, in full or incrementally."""
+        return [s.stage for s in self.summaries if s.status != "skipped"]
+
+    def incremental(self) -> list[str]:
+        return [s.stage for s in self.summaries if s.status == "incremental"]
 
     def skipped(self) -> list[str]:
         return [s.stage for s in self.summaries if s.status == "skipped"]

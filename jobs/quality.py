@@ -10,8 +10,11 @@ Signals first, filtering second (RedPajama-v2's layout):
    field, and they are written to ``quality/kept``; the others go to ``quality/dropped`` with the
    first failing rule, its value and threshold, and every rule they failed.
 
-Every output is replaced whole in one commit stamped with the input version. Counts reconcile:
-in = kept + dropped + rejected, else the stage fails.
+A full run replaces every output whole in one commit stamped with the input version. Signals are
+per document, so an incremental run (``refinery.incremental``) measures only the rows of
+``dedup/kept`` inserted or updated since the last run, and MERGEs them in, deleting the rows
+that left the input. Counts reconcile over the whole tables: in = kept + dropped + rejected,
+else the stage fails.
 """
 from __future__ import annotations
 
@@ -25,9 +28,11 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import DoubleType
 
 from refinery.config import Config, QualitySection
-from refinery.frames import COPIES, broadcast_if_small, dropped_frame, read_input, reconcile, rejected_rows
+from refinery.frames import (COPIES, broadcast_if_small, dropped_frame, mark_repeated_ids, read_input, reconcile,
+                             rejected_rows)
+from refinery.incremental import Increment, increment
 from refinery.summary import StageSummary, render_table
-from refinery.tables import Commit, RunInfo, replace_rows
+from refinery.tables import Commit, RunInfo, replace_rows, stage_rejects, table_rows, upsert_rows
 from udfs.quality.batches import PII_FIELDS, SIGNAL_FIELDS, QualityPlan, quality_signals, scrub_pii
 from udfs.quality.pii import PiiScrubber
 from udfs.quality.rules import BY_NAME, LANGUAGE_RULE, RULES, defaults
@@ -52,6 +57,9 @@ class QualityResult:
     kept: Commit
     dropped: Commit
     rejects: Commit
+    totals: tuple[int, int, int]  # kept, dropped, rejected in the tables this run left
+    changed: int | None = None  # incremental: input rows measured (inserted or updated since the last run)
+    removed: int = 0  # incremental: rows gone from the input since, removed from the outputs
 
     def problems(self) -> list[str]:
         return []
@@ -61,31 +69,85 @@ class QualityResult:
                                [[s, *(c.get(k, 0) for k in ("in", "kept", "dropped", "rejected"))]
                                 for s, c in sorted(self.by_source.items(), key=lambda item: item[0] or "")])
         rules = render_table(["source", "rule", "removed (first failing)", "failing (any)"], self.by_rule)
-        return f"in = kept + dropped + rejected, per source\n{sources}\nper rule\n{rules}"
+        head = (f"incremental: {self.changed} new or changed record(s) measured, {self.removed} removed\n"
+                if self.changed is not None else "")
+        return f"{head}in = kept + dropped + rejected, per source\n{sources}\nper rule\n{rules}"
 
     def summary(self, seconds: float) -> StageSummary:
-        return StageSummary("quality", self.records_in, self.kept.rows, self.dropped.rows, self.rejects.rows,
-                            [self.signals, self.kept, self.dropped], seconds)
+        return StageSummary("quality", self.records_in, *self.totals, [self.signals, self.kept, self.dropped], seconds,
+                            "ran" if self.changed is None else "incremental")
 
 
 def run(spark: SparkSession, cfg: Config, run_id: str) -> QualityResult:
+    changes = increment(spark, cfg, "quality", cfg.quality.input)
+    result = incremental(spark, cfg, run_id, changes) if changes else None
+    return result if result is not None else full(spark, cfg, run_id)
+
+
+def full(spark: SparkSession, cfg: Config, run_id: str) -> QualityResult:
     q = cfg.quality
     docs, usable, version = read_input(spark, cfg.table(q.input), q.input, "quality", needed=["kind"],
                                        error=QualityError)
     run_info = RunInfo(run_id, "quality", cfg.section_hash("quality"), {q.input: version})
     rules = plan(q)
+    signals = replace_rows(measure(docs.where(usable), rules), cfg.table(SIGNALS_TABLE), None, run_info, ["source"])
+    table = spark.read.format("delta").option("versionAsOf", signals.version).load(signals.path)
+    kept_docs = kept_rows(docs.where(usable), table, q)
+    stats = {"delta.dataSkippingStatsColumns": ",".join(c for c in KEPT_STATS if c in kept_docs.columns)}
+    kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], stats)
+    dropped = replace_rows(dropped_rows(table.where(~F.col("kept")), rules), cfg.table(DROPPED_TABLE), None, run_info, [])
+    rejects = replace_rows(rejected_rows(docs.where(~usable), "quality"), cfg.table(REJECTS_TABLE),
+                           "stage = 'quality'", run_info, ["stage", "source"])
 
-    narrow = docs.where(usable).select("doc_id", "source", "kind", "text")
+    result = QualityResult(docs.count(), rule_counts(table), source_counts(table, rejects, spark),
+                           signals, kept, dropped, rejects, (kept.rows, dropped.rows, rejects.rows))
+    reconcile(result.records_in, {"kept": kept.rows, "dropped": dropped.rows, "rejected": rejects.rows}, QualityError)
+    reconcile(signals.rows, {"kept": kept.rows, "dropped": dropped.rows}, QualityError)  # every measured record decided
+    return result
+
+
+def incremental(spark: SparkSession, cfg: Config, run_id: str, changes: Increment) -> QualityResult | None:
+    """Measure only the rows inserted or updated since the last run; None (a full run) when most
+    of the input changed (a full rewrite is then cheaper than a MERGE) or a changed row would be
+    rejected (rejects are decided over the whole input)."""
+    q = cfg.quality
+    docs, usable = mark_repeated_ids(changes.upserts, lambda df: df.localCheckpoint(eager=True))
+    records_in = spark.read.format("delta").option("versionAsOf", changes.version).load(cfg.table(q.input)).count()
+    changed, removed = docs.count(), changes.deletes.count()
+    if 2 * (changed + removed) > records_in or not docs.where(~usable).isEmpty():
+        return None
+    run_info = RunInfo(run_id, "quality", cfg.section_hash("quality"), {q.input: changes.version})
+    rules = plan(q)
+    measured = measure(docs, rules).localCheckpoint(eager=True)
+    replaced = changes.deletes.unionByName(docs.select("doc_id"))  # every changed row is rewritten or removed
+    signals = upsert_rows(measured, cfg.table(SIGNALS_TABLE), run_info, remove=replaced)
+    kept = upsert_rows(kept_rows(docs, measured, q), cfg.table(KEPT_TABLE), run_info, remove=replaced)
+    dropped = upsert_rows(dropped_rows(measured.where(~F.col("kept")), rules), cfg.table(DROPPED_TABLE), run_info,
+                          remove=replaced)
+
+    rejects = stage_rejects(spark, cfg.table(REJECTS_TABLE), "quality")
+    totals = (table_rows(spark, kept.path), table_rows(spark, dropped.path), rejects.rows)
+    reconcile(records_in, dict(zip(("kept", "dropped", "rejected"), totals)), QualityError)
+    table = spark.read.format("delta").option("versionAsOf", signals.version).load(signals.path)
+    reconcile(table.count(), {"kept": totals[0], "dropped": totals[1]}, QualityError)
+    return QualityResult(records_in, rule_counts(table), source_counts(table, rejects, spark), signals, kept, dropped,
+                         rejects, totals, changed, removed)
+
+
+def measure(docs: DataFrame, rules: QualityPlan) -> DataFrame:
+    """Every signal of each usable document, which rules it fails, and whether it is kept."""
+    narrow = docs.select("doc_id", "source", "kind", "text")
     schema = to_arrow_schema(narrow.drop("text").schema)
     for f in SIGNAL_FIELDS:
         schema = schema.append(f)
     measured = narrow.mapInArrow(partial(quality_signals, plan=rules), from_arrow_schema(schema))
-    signals = replace_rows(measured.withColumn("kept", F.size("failed") == 0), cfg.table(SIGNALS_TABLE), None,
-                           run_info, ["source"])
-    table = spark.read.format("delta").option("versionAsOf", signals.version).load(signals.path)
+    return measured.withColumn("kept", F.size("failed") == 0)
 
-    passed = broadcast_if_small(table.where("kept").select("doc_id", "lang_detected", "lang_score"))
-    kept_docs = (docs.where(usable).join(passed, "doc_id").drop(COPIES)
+
+def kept_rows(docs: DataFrame, signals: DataFrame, q: QualitySection) -> DataFrame:
+    """The documents that failed no rule, with their language and their text fields PII-scrubbed."""
+    passed = broadcast_if_small(signals.where("kept").select("doc_id", "lang_detected", "lang_score"))
+    kept_docs = (docs.join(passed, "doc_id").drop(COPIES)
                  .withColumn("lang", F.coalesce(F.col("lang"), F.col("lang_detected")) if "lang" in docs.columns
                              else F.col("lang_detected"))
                  .drop("lang_detected"))
@@ -95,17 +157,7 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> QualityResult:
         for f in PII_FIELDS:
             out = out.append(f)
         kept_docs = kept_docs.mapInArrow(partial(scrub_pii, scrubber=scrubber), from_arrow_schema(out))
-    stats = {"delta.dataSkippingStatsColumns": ",".join(c for c in KEPT_STATS if c in kept_docs.columns)}
-    kept = replace_rows(kept_docs, cfg.table(KEPT_TABLE), None, run_info, ["source"], stats)
-    dropped = replace_rows(dropped_rows(table.where(~F.col("kept")), rules), cfg.table(DROPPED_TABLE), None, run_info, [])
-    rejects = replace_rows(rejected_rows(docs.where(~usable), "quality"), cfg.table(REJECTS_TABLE),
-                           "stage = 'quality'", run_info, ["stage", "source"])
-
-    result = QualityResult(docs.count(), rule_counts(table), source_counts(table, rejects, spark),
-                           signals, kept, dropped, rejects)
-    reconcile(result.records_in, {"kept": kept.rows, "dropped": dropped.rows, "rejected": rejects.rows}, QualityError)
-    reconcile(signals.rows, {"kept": kept.rows, "dropped": dropped.rows}, QualityError)  # every measured record decided
-    return result
+    return kept_docs
 
 
 def plan(q: QualitySection) -> QualityPlan:

@@ -49,6 +49,9 @@ class Entry:
     run_id: str
     stage: str
     fingerprint: str
+    config_hash: str
+    inputs: dict[str, object]
+    code_version: str
     outputs: dict[str, int]
     records_in: int
     kept: int
@@ -72,8 +75,8 @@ def last_entry(spark: SparkSession, lake_table: str, stage: str) -> Entry | None
     if not row:
         return None
     r = row[0]
-    return Entry(r.run_id, r.stage, r.fingerprint, dict(r.outputs or {}), r.records_in, r.kept, r.dropped, r.rejected,
-                 r.seconds, list(r.problems or []))
+    return Entry(r.run_id, r.stage, r.fingerprint, r.config_hash, json.loads(r.inputs), r.code_version,
+                 dict(r.outputs or {}), r.records_in, r.kept, r.dropped, r.rejected, r.seconds, list(r.problems or []))
 
 
 def record(spark: SparkSession, lake_table: str, run_id: str, fp: Fingerprint, outputs: dict[str, int | None],

@@ -72,8 +72,9 @@ def _report_reads(cfg: "Config") -> list[str]:
 STANDALONE = ("self_instruct", "active_learning")
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("ingest", "ingest", lambda c: [FILE + src.path for src in c.ingest.sources], lambda c: ["bronze/docs"]),
-    Stage("dedup", "dedup", lambda c: [c.dedup.input], lambda c: ["dedup/kept", "dedup/clusters", "dedup/dropped"]),
+    Stage("ingest", "ingest", lambda c: [FILE + src.path for src in c.ingest.sources], lambda c: ["bronze/docs", "bronze/files"]),
+    Stage("dedup", "dedup", lambda c: [c.dedup.input],
+          lambda c: ["dedup/kept", "dedup/clusters", "dedup/dropped", "dedup/fingerprints", "dedup/candidates"]),
     Stage("quality", "quality", lambda c: [c.quality.input],
           lambda c: ["quality/signals", "quality/kept", "quality/dropped"]),
     Stage("embed", "embed", lambda c: [c.embed.input], lambda c: ["scored/embeddings"]),

@@ -19,7 +19,7 @@ class StageSummary:
     rejected: int
     outputs: list["Commit"] = field(default_factory=list)
     seconds: float = 0.0
-    status: str = "ran"  # or "skipped": its output was current
+    status: str = "ran"  # "incremental": built on its last run's output; "skipped": its output was current
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -71,8 +71,9 @@ def replace_rows(
 
     Replacing by predicate is what makes a re-run idempotent: the rows a run owns are swapped in
     one commit and every other row stays; ``predicate=None`` replaces the whole table (schema and
-    partitioning included), for stages whose output is a function of their whole input. ``properties`` (``delta.*``) are set when the table is
-    created. Returns the commit's version and the rows it wrote.
+    partitioning included), for stages whose output is a function of their whole input.
+    ``properties`` (``delta.*``) are set when the table is created, and on a table made before
+    they were asked for. Returns the commit's version and the rows it wrote.
     """
     spark = df.sparkSession
     before = latest_version(spark, path) if DeltaTable.isDeltaTable(spark, path) else -1
@@ -84,6 +85,44 @@ def replace_rows(
     else:
         writer = writer.mode("append").options(**(properties or {}))
     writer.save(path)
+    commit = run_commit(spark, path, run, after=before)
+    if before >= 0 and properties:
+        set_properties(spark, path, properties)
+    return commit
+
+
+def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Set the table properties that differ (a metadata commit, which changes no row)."""
+    current = DeltaTable.forPath(spark, path).detail().first().properties or {}
+    missing = {k: v for k, v in properties.items() if current.get(k) != v}
+    if missing:
+        pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+
+
+def upsert_rows(df: DataFrame, path: str, run: RunInfo, remove: DataFrame | None = None,
+                update: list[str] | None = None, key: str = "doc_id") -> Commit:
+    """One MERGE commit: rows of ``df`` replace the rows with their ``key`` (only the ``update``
+    columns, when given) or are inserted; rows whose key is in ``remove`` and not in ``df`` are
+    deleted. What incremental runs write: only the changed rows are rewritten, and the commit
+    carries them in the change feed for the next stage. ``rows`` counts inserted + updated rows.
+    """
+    spark = df.sparkSession
+    before = latest_version(spark, path)
+    source = df.withColumn("_remove", F.lit(False))
+    if remove is not None:
+        gone = remove.select(key).distinct().join(df.select(key), key, "left_anti").withColumn("_remove", F.lit(True))
+        source = source.unionByName(gone, allowMissingColumns=True)
+    values = {c: F.col(f"s.`{c}`") for c in df.columns}
+    setting = "spark.databricks.delta.commitInfo.userMetadata"
+    spark.conf.set(setting, run.user_metadata())
+    try:
+        (DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), f"t.`{key}` = s.`{key}`")
+         .whenMatchedDelete("s._remove")
+         .whenMatchedUpdate(set={c: values[c] for c in update} if update is not None else values)
+         .whenNotMatchedInsert(condition="NOT s._remove", values=values).execute())
+    finally:
+        spark.conf.unset(setting)
     return run_commit(spark, path, run, after=before)
 
 
@@ -91,8 +130,25 @@ def latest_version(spark: SparkSession, path: str) -> int:
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first().version)
 
 
+def pinned(spark: SparkSession, path: str) -> DataFrame:
+    """A table at its current version, so that a run's own later writes do not change what it reads."""
+    return spark.read.format("delta").option("versionAsOf", latest_version(spark, path)).load(path)
+
+
+def table_rows(spark: SparkSession, path: str) -> int:
+    return spark.read.format("delta").load(path).count()
+
+
+def stage_rejects(spark: SparkSession, path: str, stage: str) -> Commit:
+    """A stage's rows in the shared rejects table as they stand (an incremental run adds none)."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return Commit(path, -1, 0)
+    return Commit(path, latest_version(spark, path),
+                  spark.read.format("delta").load(path).where(F.col("stage") == stage).count())
+
+
 # Commits that rewrite files without changing a row: they leave a table's data version alone.
-MAINTENANCE = ("OPTIMIZE", "VACUUM START", "VACUUM END")
+MAINTENANCE = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES")
 
 
 def data_version(spark: SparkSession, path: str, look_back: int = 50) -> int:
@@ -108,7 +164,8 @@ def run_commit(spark: SparkSession, path: str, run: RunInfo, after: int) -> Comm
     which a concurrent writer may own), with the rows it wrote.
 
     ``numOutputRows`` of an overwrite also counts rows Delta copied out of rewritten files, so
-    those are subtracted. Delta makes no commit when there is nothing to add or remove: 0 rows.
+    those are subtracted; a MERGE wrote the rows it inserted and updated. Delta makes no commit
+    when there is nothing to add or remove: 0 rows.
     """
     commit = (
         DeltaTable.forPath(spark, path).history()
@@ -117,8 +174,10 @@ def run_commit(spark: SparkSession, path: str, run: RunInfo, after: int) -> Comm
     )
     if commit is None:
         return Commit(path, after, 0)
-    metrics = commit.operationMetrics or {}
-    return Commit(path, int(commit.version), int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0)))
+    metrics = {k: int(v) for k, v in (commit.operationMetrics or {}).items() if v.isdigit()}
+    if "numTargetRowsInserted" in metrics:
+        return Commit(path, int(commit.version), metrics["numTargetRowsInserted"] + metrics.get("numTargetRowsUpdated", 0))
+    return Commit(path, int(commit.version), metrics.get("numOutputRows", 0) - metrics.get("numCopiedRows", 0))
 
 
 def optimize(spark: SparkSession, path: str, zorder: list[str]) -> None:

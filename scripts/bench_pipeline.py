@@ -8,6 +8,10 @@ sentences without it), 5% near copies at the dedup benchmark's edit rates and 2%
 Real sentences matter: language ID and the quality rules behave as on web text. Each stage runs
 through the pipeline's own stage runner on one local session; Spark's per-stage task metrics
 come from its REST API. Writes ``bench/results/pipeline.json``.
+
+``--increment BASE NEW``: BASE documents through the pipeline, then NEW more in a late shard
+(93% new, 7% copies of old documents); each stage's incremental run against a full re-run of
+the union. Writes ``bench/results/pipeline-increment.json``.
 """
 from __future__ import annotations
 
@@ -82,48 +86,121 @@ def write_corpus(out: Path, docs: int, shards: int, seed: int = 5) -> int:
     return total
 
 
-def run_scale(docs: int, work: Path, shards: int, master: str) -> list[dict]:
+def session_for(lake: Path, raw: Path, master: str, *overrides: str):
     from refinery.config import load_config
     from refinery.session import build_session
-    from refinery.stages import run_stage
 
+    cores = int(master[len("local["):-1]) if master.startswith("local[") and master[6:-1].isdigit() else os.cpu_count()
+    cfg = load_config(None, [f"lake={lake}", f"spark.master={master}", f"spark.shuffle_partitions={max(4, 2 * cores)}",
+                             "ingest.sources=[{name: web, path: " + str(raw) + ", format: text}]",
+                             "spark.conf={spark.driver.memory: 6g, spark.ui.enabled: true}", "pipeline.progress_seconds=0",
+                             *overrides], environ={})
+    spark = build_session(cfg.spark)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark, cfg, cores
+
+
+def measured(spark, run, docs: int, text_bytes: int, stage: str, cores: int, **extra) -> dict:
+    """Run one stage (``run()`` returns its StageSummary) with Spark's task metrics and the peak RSS."""
+    before = completed_stages(spark)
+    sampler = PeakRss()
+    sampler.start()
+    started = time.perf_counter()
+    summary = run()
+    seconds = time.perf_counter() - started
+    peak = sampler.stop()
+    spark_stages = [s for key, s in completed_stages(spark).items() if key not in before]
+    work = extra.pop("work", summary.records_in)  # the documents the run processed
+    row = {"docs": docs, "text_mb": text_bytes / 1e6, "stage": stage, "records_in": summary.records_in,
+           "kept": summary.kept, "dropped": summary.dropped, "rejected": summary.rejected, "status": summary.status,
+           "seconds": seconds, "docs_per_s": work / seconds, "docs_per_s_per_core": work / seconds / cores,
+           "core_ms_per_doc": sum(s["executorRunTime"] for s in spark_stages) / max(work, 1),
+           "shuffle_bytes_per_doc": sum(s["shuffleWriteBytes"] for s in spark_stages) / max(work, 1),
+           "peak_rss_gb": peak / 2**30, "cores": cores, **extra}
+    print(f"{docs:>9,} docs  {stage:<8} {summary.status:<11} {seconds:8.1f} s  "
+          f"{row['docs_per_s_per_core']:9.1f} docs/s/core", flush=True)
+    return row
+
+
+def corpus(work: Path, docs: int, shards: int) -> tuple[Path, int]:
+    """The generated corpus of ``docs`` documents (made once, then reused) and its text bytes."""
     raw = work / f"raw-{docs}"
     stamp = raw / "_bytes"
     if not stamp.is_file():
         shutil.rmtree(raw, ignore_errors=True)
-        stamp_bytes = write_corpus(raw, docs, shards)
-        stamp.write_text(str(stamp_bytes))
-    text_bytes = int(stamp.read_text())
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(str(write_corpus(raw, docs, shards)))
+    return raw, int(stamp.read_text())
+
+
+def run_scale(docs: int, work: Path, shards: int, master: str) -> list[dict]:
+    from refinery.stages import run_stage
+
+    raw, text_bytes = corpus(work, docs, shards)
     lake = work / f"lake-{docs}"
     shutil.rmtree(lake, ignore_errors=True)
-    cores = int(master[len("local["):-1]) if master.startswith("local[") and master[6:-1].isdigit() else os.cpu_count()
-    cfg = load_config(None, [f"lake={lake}", f"spark.master={master}", f"spark.shuffle_partitions={max(4, 2 * cores)}",
-                             "ingest.sources=[{name: web, path: " + str(raw) + ", format: text}]",
-                             "spark.conf={spark.driver.memory: 6g, spark.ui.enabled: true}"], environ={})
-    spark = build_session(cfg.spark)
-    spark.sparkContext.setLogLevel("ERROR")
-    rows = []
+    spark, cfg, cores = session_for(lake, raw, master)
     try:
-        for stage in STAGES:
-            before = completed_stages(spark)
-            sampler = PeakRss()
-            sampler.start()
-            started = time.perf_counter()
-            result = run_stage(stage, spark, cfg, f"bench-{docs}")
-            seconds = time.perf_counter() - started
-            peak = sampler.stop()
-            spark_stages = [s for key, s in completed_stages(spark).items() if key not in before]
-            summary = result.summary(seconds)
-            rows.append({"docs": docs, "text_mb": text_bytes / 1e6, "stage": stage, "records_in": summary.records_in,
-                         "kept": summary.kept, "dropped": summary.dropped, "rejected": summary.rejected,
-                         "seconds": seconds, "docs_per_s": summary.records_in / seconds,
-                         "docs_per_s_per_core": summary.records_in / seconds / cores,
-                         "core_ms_per_doc": sum(s["executorRunTime"] for s in spark_stages) / max(summary.records_in, 1),
-                         "shuffle_bytes_per_doc": sum(s["shuffleWriteBytes"] for s in spark_stages) / max(summary.records_in, 1),
-                         "peak_rss_gb": peak / 2**30, "cores": cores})
-            print(f"{docs:>9,} docs  {stage:<8} {seconds:8.1f} s  {rows[-1]['docs_per_s_per_core']:9.1f} docs/s/core", flush=True)
+        return [measured(spark, lambda: run_stage(stage, spark, cfg, f"bench-{docs}").summary(0.0), docs, text_bytes,
+                         stage, cores) for stage in STAGES]
     finally:
         spark.stop()
+
+
+def write_increment(raw: Path, out: Path, docs: int, seed: int = 11) -> int:
+    """``docs`` late documents in one new shard: 93% new, 5% near and 2% exact copies of documents
+    already in ``raw`` (so the increment has duplicates across the old and the new)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    rng = random.Random(seed)
+    old = [t for shard in sorted(raw.glob("part-*.jsonl.zst"))[:2]
+           for t in pj.read_json(pa.CompressedInputStream(str(shard), "zstd")).column("text").to_pylist()]
+    pool = sentences()
+    total = 0
+    with pa.CompressedOutputStream(str(out), "zstd") as handle:
+        for i in range(docs):
+            roll = rng.random()
+            if roll < 0.02:
+                text = rng.choice(old)
+            elif roll < 0.07:
+                text = mutate(rng, rng.choice(old), EDIT_RATES[i % len(EDIT_RATES)])
+            else:
+                text = "\n\n".join(" ".join(rng.choices(pool, k=rng.randint(2, 6))) for _ in range(rng.randint(2, 6)))
+            handle.write((json.dumps({"text": text, "meta": {"url": f"https://late.example.org/{i}"}}) + "\n").encode())
+            total += len(text.encode())
+    return total
+
+
+def run_increment(base: int, new: int, work: Path, shards: int, master: str) -> list[dict]:
+    """``base`` documents through the pipeline, then ``new`` more in a late shard: each stage's
+    incremental run, against a full re-run of the union in a second lake (what it saves)."""
+    from jobs import pipeline
+
+    raw, _ = corpus(work, base, shards)
+    root = work / f"increment-{base}+{new}"
+    shutil.rmtree(root, ignore_errors=True)
+    grown = root / "raw"
+    grown.mkdir(parents=True)
+    for shard in raw.glob("part-*"):
+        os.link(shard, grown / shard.name)  # the same files, under the path both lakes ingest
+    rows = []
+    for mode, lake in (("incremental", root / "lake"), ("full", root / "union")):
+        spark, cfg, cores = session_for(lake, grown, master, f"pipeline.incremental={str(mode == 'incremental').lower()}")
+        try:
+            def stage_run(stage: str, run_id: str):
+                return lambda: pipeline.run(spark, cfg, run_id, only=[stage], out=lambda line: None).summaries[0]
+
+            if mode == "incremental":
+                for stage in STAGES:
+                    stage_run(stage, "base")()
+                late = grown / "part-late.jsonl.zst"
+                late_bytes = write_increment(raw, late, new)
+            for stage in STAGES:
+                rows.append(measured(spark, stage_run(stage, mode), base + new, late_bytes, stage, cores,
+                                     mode=mode, base=base, new=new, work=new if mode == "incremental" else base + new))
+        finally:
+            spark.stop()
     return rows
 
 
@@ -133,7 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--work", default=str(ROOT / "bench" / "tmp" / "pipeline"))
+    parser.add_argument("--increment", type=int, nargs=2, metavar=("BASE", "NEW"),
+                        help="instead: BASE documents, then NEW more in a late shard; incremental vs full re-run")
     args = parser.parse_args(argv)
+    if args.increment:
+        return increment_report(run_increment(*args.increment, Path(args.work), args.shards, args.master), args)
     rows = [r for docs in args.scale for r in run_scale(docs, Path(args.work), args.shards, args.master)]
     smallest = {r["stage"]: r for r in rows if r["docs"] == min(args.scale)}
     for r in rows:
@@ -146,6 +227,20 @@ def main(argv: list[str] | None = None) -> None:
                          round(r["shuffle_bytes_per_doc"]), f"{r['peak_rss_gb']:.2f}",
                          f"{r['time_growth_per_doc_growth']:.2f}"] for r in rows]))
     out = ROOT / "bench" / "results" / "pipeline.json"
+    out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+def increment_report(rows: list[dict], args: argparse.Namespace) -> None:
+    full = {r["stage"]: r for r in rows if r["mode"] == "full"}
+    for r in rows:
+        r["speedup_vs_full"] = full[r["stage"]]["seconds"] / r["seconds"]
+    print(render_table(["stage", "mode", "status", "in (union)", "kept", "seconds", "core-ms per doc processed",
+                        "shuffle B per doc processed", "peak RSS GB", "full / this"],
+                       [[r["stage"], r["mode"], r["status"], r["records_in"], r["kept"], f"{r['seconds']:.1f}",
+                         f"{r['core_ms_per_doc']:.1f}", round(r["shuffle_bytes_per_doc"]), f"{r['peak_rss_gb']:.2f}",
+                         f"{r['speedup_vs_full']:.2f}"] for r in rows]))
+    out = ROOT / "bench" / "results" / "pipeline-increment.json"
     out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 

@@ -2,7 +2,9 @@
 a killed run resumes to the tables a clean run writes, and the tables get their configured care."""
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from refinery.config import ConfigError, load_config
 from refinery.dag import PlanError, plan
 from refinery.ledger import LEDGER
 from tests.conftest import ROOT, pipeline_config
+from udfs.dedup.evaluate import mutate
 
 STAGE_TABLES = ["bronze/docs", "bronze/rejects", "dedup/kept", "dedup/clusters", "dedup/dropped",
                 "quality/signals", "quality/kept", "quality/dropped"]
@@ -86,13 +89,57 @@ def test_rerun_skips_what_is_current_and_redoes_what_changed(spark, clean_lake, 
     assert pipeline.run(spark, stricter, "repair").ran() == ["quality"]
     assert content(spark, stricter.table("quality/kept"))[0] > 0
 
-    shard = Path(next(s["path"] for s in pipeline_sources if s["name"] == "web")) / "part-0009.jsonl"
-    shard.write_text('{"text": "A late shard with one document in it.", "meta": {}}\n')  # a new shard arrives
+
+
+def test_new_shards_are_added_incrementally_and_equal_a_full_run_on_the_union(spark, clean_lake, pipeline_sources,
+                                                                            tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(Path(clean_lake.lake), lake)
+    _, cfg = config(tmp_path, lake, pipeline_sources)
+    earlier = [r.text for r in spark.read.format("delta").load(clean_lake.table("dedup/kept"))
+               .where("source = 'web'").orderBy(F.desc("doc_id")).select("text").limit(16).collect()]
+    rng = random.Random(3)
+    late = ([*earlier[:8],  # exact copies of the highest ids: where a copy sorts first, an earlier survivor loses
+             *(mutate(rng, text, 0.02) for text in earlier[8:16])]  # near copies
+            + [" ".join(rng.sample(earlier[0].split(), 60)) + " " + earlier[1], "Too short to keep."])
+    web = Path(next(s["path"] for s in pipeline_sources if s["name"] == "web"))
+    shards = [web / "part-0010.jsonl", web / "part-0011.jsonl"]
+    for shard, part in zip(shards, (late[::2], late[1::2])):
+        shard.write_text("".join(json.dumps({"text": t, "meta": {"url": "https://late.example"}}) + "\n" for t in part))
     try:
-        result = pipeline.run(spark, stricter, "grown")
+        grown = pipeline.run(spark, cfg, "grown")
+        assert pipeline.run(spark, cfg, "again").skipped() == ["ingest", "dedup", "quality"]
+        _, union = config(tmp_path, tmp_path / "union", pipeline_sources, "pipeline.incremental=false")
+        full = pipeline.run(spark, union, "union")
     finally:
-        shard.unlink()
-    assert result.ran() == ["ingest", "dedup", "quality"] and result.summaries[0].records_in == 513
+        for shard in shards:
+            shard.unlink()
+
+    assert grown.incremental() == ["ingest", "dedup", "quality"] and full.incremental() == []
+    assert [s.records_in for s in grown.summaries][:2] == [512 + len(late), 506 + len(late)]
+    for table in STAGE_TABLES:
+        assert content(spark, cfg.table(table)) == content(spark, union.table(table)), table
+    assert ([(s.records_in, s.kept, s.dropped, s.rejected) for s in grown.summaries]
+            == [(s.records_in, s.kept, s.dropped, s.rejected) for s in full.summaries])
+    # Only the new documents were fingerprinted and measured; some earlier survivors lost to new copies.
+    from delta.tables import DeltaTable
+
+    def last_merge(name: str) -> dict[str, int]:
+        commit = DeltaTable.forPath(spark, cfg.table(name)).history(1).first()
+        assert commit.operation == "MERGE", name
+        return {k: int(v) for k, v in commit.operationMetrics.items() if v.isdigit()}
+
+    assert last_merge("dedup/fingerprints")["numTargetRowsInserted"] == len(late)
+    displaced = last_merge("dedup/kept")["numTargetRowsDeleted"]
+    assert displaced > 0
+    signals = last_merge("quality/signals")
+    assert signals["numTargetRowsInserted"] + signals["numTargetRowsUpdated"] <= len(late) + 8
+
+    # Shards taken away: ingest removes their rows; dedup cannot build on deletions and runs in full.
+    shrunk = pipeline.run(spark, cfg, "shrunk")
+    assert shrunk.incremental() == ["ingest"] and shrunk.ran() == ["ingest", "dedup", "quality"]
+    for table in STAGE_TABLES:
+        assert content(spark, cfg.table(table)) == content(spark, clean_lake.table(table)), table
 
 
 def test_driver_killed_in_a_stage_resumes_to_the_clean_tables(spark, clean_lake, pipeline_sources, tmp_path):
