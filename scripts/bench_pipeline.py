@@ -133,16 +133,18 @@ def corpus(work: Path, docs: int, shards: int) -> tuple[Path, int]:
     return raw, int(stamp.read_text())
 
 
-def run_scale(docs: int, work: Path, shards: int, master: str) -> list[dict]:
+def run_scale(docs: int, work: Path, shards: int, master: str, stages: list[str]) -> list[dict]:
+    """``stages`` on a fresh lake; without ingest, on the lake an earlier run of this size left."""
     from refinery.stages import run_stage
 
     raw, text_bytes = corpus(work, docs, shards)
     lake = work / f"lake-{docs}"
-    shutil.rmtree(lake, ignore_errors=True)
+    if "ingest" in stages:
+        shutil.rmtree(lake, ignore_errors=True)
     spark, cfg, cores = session_for(lake, raw, master)
     try:
         return [measured(spark, lambda: run_stage(stage, spark, cfg, f"bench-{docs}").summary(0.0), docs, text_bytes,
-                         stage, cores) for stage in STAGES]
+                         stage, cores) for stage in stages]
     finally:
         spark.stop()
 
@@ -210,13 +212,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--work", default=str(ROOT / "bench" / "tmp" / "pipeline"))
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                        help="without ingest: re-measure these on the lake of an earlier run; their rows replace "
+                             "those in the results file")
     parser.add_argument("--increment", type=int, nargs=2, metavar=("BASE", "NEW"),
                         help="instead: BASE documents, then NEW more in a late shard; incremental vs full re-run")
     args = parser.parse_args(argv)
     if args.increment:
         return increment_report(run_increment(*args.increment, Path(args.work), args.shards, args.master), args)
-    rows = [r for docs in args.scale for r in run_scale(docs, Path(args.work), args.shards, args.master)]
-    smallest = {r["stage"]: r for r in rows if r["docs"] == min(args.scale)}
+    out = ROOT / "bench" / "results" / "pipeline.json"
+    rows = [r for docs in args.scale for r in run_scale(docs, Path(args.work), args.shards, args.master, args.stages)]
+    if "ingest" not in args.stages and out.is_file():
+        fresh = {(r["docs"], r["stage"]) for r in rows}
+        rows = [r for r in json.loads(out.read_text())["rows"] if (r["docs"], r["stage"]) not in fresh] + rows
+        rows.sort(key=lambda r: (r["docs"], STAGES.index(r["stage"])))
+    smallest = {r["stage"]: r for r in rows if r["docs"] == min(x["docs"] for x in rows)}
     for r in rows:
         base = smallest[r["stage"]]
         r["time_growth_per_doc_growth"] = (r["seconds"] / base["seconds"]) / (r["docs"] / base["docs"])
@@ -226,7 +236,6 @@ def main(argv: list[str] | None = None) -> None:
                          f"{r['docs_per_s_per_core']:.1f}", f"{r['core_ms_per_doc']:.3f}",
                          round(r["shuffle_bytes_per_doc"]), f"{r['peak_rss_gb']:.2f}",
                          f"{r['time_growth_per_doc_growth']:.2f}"] for r in rows]))
-    out = ROOT / "bench" / "results" / "pipeline.json"
     out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
