@@ -34,7 +34,7 @@ from refinery.frames import (COPIES, broadcast_if_small, dropped_frame, mark_rep
                              rejected_rows)
 from refinery.incremental import CHANGE_FEED, Increment, increment
 from refinery.summary import StageSummary, render_table
-from refinery.tables import Commit, RunInfo, pinned, replace_rows, stage_rejects, table_rows, upsert_rows
+from refinery.tables import Commit, RunInfo, change_rows, pinned, replace_rows, stage_rejects, table_rows
 from udfs.dedup.batches import FINGERPRINT_FIELDS, PAIR_SCHEMA, FingerprintPlan, fingerprints, pair_similarities
 from udfs.dedup.minhash import MinHasher, Shingler, lsh_bands
 from udfs.dedup.text import ExactNormalization
@@ -46,7 +46,8 @@ FINGERPRINTS_TABLE = "dedup/fingerprints"
 CANDIDATES_TABLE = "dedup/candidates"
 REJECTS_TABLE = "bronze/rejects"
 STATE_COLUMNS = ("doc_id", "source", "group", "exact_hash", "bands", "nid", "key", "rank")
-REPRESENTATIVE = "representative"
+REPRESENTATIVE, BEST = "representative", "best"
+CANDIDATE_COLUMNS = ("bucket", "src", "dst", "jaccard")
 CANDIDATE_SCHEMA = "bucket bigint, src bigint, dst bigint, jaccard double"
 # Data-skipping stats on the narrow columns later stages filter on (those the input has).
 KEPT_STATS = ("doc_id", "kind", "source_file", "source_line", "lang", "dup_count")
@@ -113,9 +114,9 @@ def full(spark: SparkSession, cfg: Config, run_id: str, checkpoint: Checkpoint) 
     run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: version})
     bands, rows = banding(d)
     fp = checkpoint(fingerprint(docs.where(usable), d, bands, rows))
-    marked, exact = exact_duplicates(fp, d, checkpoint)
+    marked = exact_duplicates(fp, d, checkpoint)
     links = near_links(marked, None, docs, d, checkpoint) if d.near.enabled else None
-    members = checkpoint(clusters(fp, connected_components(all_links(exact, links), checkpoint, d.max_iterations),
+    members = checkpoint(clusters(fp, connected_components(all_links(marked, links), checkpoint, d.max_iterations),
                                   links, d))
 
     decided = broadcast_if_small(members.select("doc_id", "kept", "cluster_size"))
@@ -138,33 +139,44 @@ def full(spark: SparkSession, cfg: Config, run_id: str, checkpoint: Checkpoint) 
 
 def incremental(spark: SparkSession, cfg: Config, run_id: str, changes: Increment,
                 checkpoint: Checkpoint) -> DedupResult | None:
-    """Deduplicate the documents added since the last run against the stored fingerprints: only
-    the new texts are shingled and hashed; the exact groups and the LSH buckets they touch are
-    re-decided over stored and new fingerprints together, the stored verified pairs of untouched
-    buckets are reused, and the components are recomputed over the (small) link graph. Outputs
-    change by MERGE: new survivors in, earlier survivors that lost to a new document out.
+    """Deduplicate the documents added since the last run against the stored fingerprints.
 
-    None (a full run) when a new row would be rejected, or reuses an id the lake has seen: the
+    Only the new texts are shingled and hashed. Only the exact groups a new document joins are
+    ranked again, and only the LSH buckets of documents that became (or stopped being) their
+    group's representative are paired again; every other group and bucket keeps what is stored,
+    and pairs verified before keep their Jaccard. The stored tables are scanned and joined
+    against these small sets (broadcast), never shuffled. Connected components run again over
+    the link graph (ids of duplicates only). Outputs change by MERGE plus append: new survivors
+    in, earlier survivors that a new document now beats out, ``dup_count`` where a cluster grew.
+
+    None (a full run) when a new row would be rejected or reuses an id the lake has seen: the
     rejects of a full run are decided over the whole input.
     """
     d = cfg.dedup
     state = pinned(spark, cfg.table(FINGERPRINTS_TABLE))
+    if BEST not in state.columns:  # state stored by an earlier layout
+        return None
     new_docs, usable = mark_repeated_ids(changes.upserts, checkpoint)
-    if not new_docs.where(~usable).isEmpty() or not new_docs.join(state, "doc_id", "left_semi").isEmpty():
+    new_docs = checkpoint(new_docs)
+    if (not new_docs.where(~usable).isEmpty()
+            or not state.join(broadcast_if_small(new_docs.select("doc_id")), "doc_id", "left_semi").isEmpty()):
         return None
     run_info = RunInfo(run_id, "dedup", cfg.section_hash("dedup"), {d.input: changes.version})
     bands, rows = banding(d)
     first_nid = ((state.agg(F.max("nid")).first()[0] >> 33) + 1) << 33 if not state.isEmpty() else 0
     new_fp = checkpoint(fingerprint(new_docs, d, bands, rows, first_nid))
-    fp = checkpoint(state.drop(REPRESENTATIVE).unionByName(new_fp))
-    marked, exact = exact_duplicates(fp, d, checkpoint)
+
+    joined = broadcast_if_small(checkpoint(new_fp.select("group", "exact_hash").distinct()))
+    earlier = checkpoint(state.join(joined, ["group", "exact_hash"], "left_semi"))  # stored members of those groups
+    regrouped = exact_duplicates(earlier.select(*STATE_COLUMNS).unionByName(new_fp), d, checkpoint)
+    marked = state.join(joined, ["group", "exact_hash"], "left_anti").unionByName(regrouped)
+    flags = checkpoint(regrouped.join(earlier.select("nid", F.col(REPRESENTATIVE).alias("was")), "nid", "left"))
     docs = spark.read.format("delta").option("versionAsOf", changes.version).load(cfg.table(d.input))
     links = None
-    flags = checkpoint(marked.join(state.select("nid", F.col(REPRESENTATIVE).alias("was")), "nid", "left"))
-    if d.near.enabled:  # the buckets to re-decide: those of documents that became or stopped being representatives
+    if d.near.enabled:
         moved = flags.where(F.col(REPRESENTATIVE) != F.coalesce("was", F.lit(False)))
         links = near_links(marked, moved, docs, d, checkpoint, pinned(spark, cfg.table(CANDIDATES_TABLE)))
-    members = checkpoint(clusters(fp, connected_components(all_links(exact, links), checkpoint, d.max_iterations),
+    members = checkpoint(clusters(marked, connected_components(all_links(marked, links), checkpoint, d.max_iterations),
                                   links, d))
 
     old = checkpoint(earlier_changes(members, pinned(spark, cfg.table(CLUSTERS_TABLE)), new_fp))
@@ -173,19 +185,23 @@ def incremental(spark: SparkSession, cfg: Config, run_id: str, changes: Incremen
     back = old.where(F.col("was").isNull() & F.col("now").isNotNull()).select("doc_id")
     if not back.isEmpty():  # dropped before, kept now: a bucket that outgrew pairwise_bucket_limit lost a link
         arrivals = arrivals.unionByName(kept_rows(docs.join(broadcast_if_small(back), "doc_id", "left_semi"), decided))
-    updates = old.where(F.col("was").isNotNull() & F.col("now").isNotNull()).select("doc_id", F.col("now").alias("dup_count"))
-    kept = upsert_rows(arrivals.unionByName(updates, allowMissingColumns=True), cfg.table(KEPT_TABLE), run_info,
-                       remove=old.where(F.col("now").isNull()), update=["dup_count"])
+    kept = change_rows(cfg.table(KEPT_TABLE), run_info, insert=arrivals,
+                       delete=old.where(F.col("now").isNull()).select("doc_id"),
+                       update=old.where(F.col("was").isNotNull() & F.col("now").isNotNull())
+                       .select("doc_id", F.col("now").alias("dup_count")))
     clusters_commit, dropped = write_decisions(members, cfg, run_info)
-    write_state(marked, links, cfg, run_info,
-                changed=flags.where(F.col("was").isNull() | (F.col("was") != F.col(REPRESENTATIVE))).drop("was"))
+    columns = [*STATE_COLUMNS, REPRESENTATIVE, BEST]
+    change_rows(cfg.table(FINGERPRINTS_TABLE), run_info, insert=flags.where(F.col("was").isNull()).select(*columns),
+                update=flags.where(F.col("was").isNotNull()).select("doc_id", REPRESENTATIVE, BEST))
+    if links is not None:
+        change_rows(cfg.table(CANDIDATES_TABLE), run_info, insert=links.fresh, delete=links.touched, key="bucket")
 
     totals = tuple(table_rows(spark, cfg.table(name)) for name in (KEPT_TABLE, DROPPED_TABLE))
     rejects = stage_rejects(spark, cfg.table(REJECTS_TABLE), "dedup")
     records_in = docs.count()
     reconcile(records_in, {"kept": totals[0], "dropped": totals[1], "rejected": rejects.rows}, DedupError)
     return DedupResult(
-        records_in=records_in, by_source=source_counts(spark, fp, kept, dropped, rejects), bands=bands, rows=rows,
+        records_in=records_in, by_source=source_counts(spark, marked, kept, dropped, rejects), bands=bands, rows=rows,
         candidate_pairs=links.pairs() if links else 0, verified_pairs=links.near.count() if links else 0,
         kept=kept, clusters=clusters_commit, dropped=dropped, rejects=rejects, totals=(*totals, rejects.rows),
         new_records=new_fp.count(), displaced=old.where(F.col("now").isNull() & F.col("was").isNotNull()).count(),
@@ -229,17 +245,11 @@ def write_decisions(members: DataFrame, cfg: Config, run_info: RunInfo) -> tuple
             replace_rows(dropped_rows(members), cfg.table(DROPPED_TABLE), None, run_info, []))
 
 
-def write_state(marked: DataFrame, links: "NearLinks | None", cfg: Config, run_info: RunInfo,
-                changed: DataFrame | None = None) -> None:
+def write_state(marked: DataFrame, links: "NearLinks | None", cfg: Config, run_info: RunInfo) -> None:
     """What the next incremental run builds on, written after the outputs: every usable
-    document's fingerprint (bands included) with whether it is its exact group's representative
-    (``changed`` rows only, when given), and every candidate pair per LSH bucket with its
-    verified Jaccard."""
-    columns = [*STATE_COLUMNS, REPRESENTATIVE]
-    if changed is None:
-        replace_rows(marked.select(*columns), cfg.table(FINGERPRINTS_TABLE), None, run_info, [])
-    else:
-        upsert_rows(changed.select(*columns), cfg.table(FINGERPRINTS_TABLE), run_info, update=[REPRESENTATIVE])
+    document's fingerprint (bands included) with its exact group's best member, and every
+    candidate pair per LSH bucket with its verified Jaccard."""
+    replace_rows(marked.select(*STATE_COLUMNS, REPRESENTATIVE, BEST), cfg.table(FINGERPRINTS_TABLE), None, run_info, [])
     pairs = links.candidates if links is not None else marked.sparkSession.createDataFrame([], CANDIDATE_SCHEMA)
     replace_rows(pairs, cfg.table(CANDIDATES_TABLE), None, run_info, [])
 
@@ -315,23 +325,25 @@ class NearLinks:
 
     candidates: DataFrame  # (bucket, src, dst, jaccard): LSH bucket co-members, jaccard null unverified
     near: DataFrame  # (src, dst, jaccard): the accepted pairs
+    touched: DataFrame | None = None  # incremental: the buckets paired again (bucket)
+    fresh: DataFrame | None = None  # incremental: their candidates, as ``candidates``
 
     def pairs(self) -> int:
         return self.candidates.select("src", "dst").distinct().count()
 
 
-def all_links(exact: DataFrame, links: NearLinks | None) -> DataFrame:
+def all_links(marked: DataFrame, links: NearLinks | None) -> DataFrame:
+    """Each exact duplicate to its group's best member, and the accepted near pairs."""
+    exact = marked.where(~F.col(REPRESENTATIVE)).select(F.col("nid").alias("src"), F.col(BEST).alias("dst"))
     return exact if links is None else exact.unionByName(links.near.select("src", "dst"))
 
 
-def exact_duplicates(fp: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> tuple[DataFrame, DataFrame]:
-    """The fingerprints with ``representative`` (the best of its exact group, or no exact dedup:
-    the documents near dedup compares), and links (src, dst) from each exact duplicate to its
-    group's best member: one window."""
+def exact_duplicates(fp: DataFrame, d: DedupSection, checkpoint: Checkpoint) -> DataFrame:
+    """The fingerprints with ``best`` (the nid of the best member of its exact group: one window)
+    and ``representative`` (it is that member, or exact dedup is off: the documents near dedup
+    compares)."""
     best = F.min("rank").over(Window.partitionBy("group", "exact_hash")).getField("nid") if d.exact.enabled else F.col("nid")
-    marked = checkpoint(fp.withColumn(REPRESENTATIVE, F.col("nid") == best).withColumn("best", best))
-    links = marked.where(~F.col(REPRESENTATIVE)).select(F.col("nid").alias("src"), F.col("best").alias("dst"))
-    return marked.drop("best"), links
+    return checkpoint(fp.withColumn(BEST, best).withColumn(REPRESENTATIVE, F.col("nid") == F.col(BEST)))
 
 
 def near_links(marked: DataFrame, moved: DataFrame | None, docs: DataFrame, d: DedupSection, checkpoint: Checkpoint,
@@ -351,14 +363,15 @@ def near_links(marked: DataFrame, moved: DataFrame | None, docs: DataFrame, d: D
     else:
         touched = broadcast_if_small(checkpoint(bucket_rows(moved).select("bucket").distinct()))
         pairs = checkpoint(bucket_pairs(bucket_rows(representatives).join(touched, "bucket", "left_semi"), d))
-        known = stored.select("src", "dst", "jaccard").distinct()
-        fresh = verified(pairs.select("src", "dst").distinct().join(known, ["src", "dst"], "left_anti"),
-                         marked, docs, d, checkpoint)
-        candidates = (stored.join(touched, "bucket", "left_anti")
-                      .unionByName(pairs.join(known.unionByName(fresh), ["src", "dst"])))
-    candidates = checkpoint(candidates.select("bucket", "src", "dst", "jaccard"))
+        known = stored.join(touched, "bucket", "left_semi").select("src", "dst", "jaccard").distinct()
+        scored = verified(pairs.select("src", "dst").distinct().join(known, ["src", "dst"], "left_anti"),
+                          marked, docs, d, checkpoint)
+        fresh = checkpoint(pairs.join(known.unionByName(scored), ["src", "dst"]).select(*CANDIDATE_COLUMNS))
+        candidates = stored.join(touched, "bucket", "left_anti").select(*CANDIDATE_COLUMNS).unionByName(fresh)
+    candidates = checkpoint(candidates.select(*CANDIDATE_COLUMNS))
     accepted = (F.col("jaccard") >= d.near.threshold) if d.near.verify else F.lit(True)
-    return NearLinks(candidates, candidates.where(accepted).select("src", "dst", "jaccard").distinct())
+    near = candidates.where(accepted).select("src", "dst", "jaccard").distinct()
+    return NearLinks(candidates, near) if moved is None else NearLinks(candidates, near, touched, fresh)
 
 
 def bucket_rows(fp: DataFrame) -> DataFrame:
@@ -400,7 +413,7 @@ def verified(pairs: DataFrame, fp: DataFrame, docs: DataFrame, d: DedupSection, 
     if not d.near.verify:
         return pairs.withColumn("jaccard", F.lit(None).cast(DoubleType()))
     nodes = pairs.select(F.col("src").alias("nid")).union(pairs.select(F.col("dst").alias("nid"))).distinct()
-    wanted = broadcast_if_small(checkpoint(nodes.join(fp.select("nid", "doc_id"), "nid")))
+    wanted = broadcast_if_small(checkpoint(fp.select("nid", "doc_id").join(broadcast_if_small(checkpoint(nodes)), "nid")))
     texts = docs.select("doc_id", "text").join(wanted, "doc_id")
     joined = (pairs
               .join(texts.select(F.col("nid").alias("src"), F.col("text").alias("text_src")), "src")
@@ -418,7 +431,8 @@ def clusters(fp: DataFrame, labels: DataFrame, links: NearLinks | None, d: Dedup
     linked only as an exact copy of another member). In a chain A~B~C it can exceed the
     similarity to the survivor: clustering is transitive, as in every MinHash-LSH deduplicator.
     """
-    members = labels.join(fp.select("nid", "doc_id", "source", "exact_hash", "rank"), F.col("node") == F.col("nid"))
+    members = fp.select("nid", "doc_id", "source", "exact_hash", "rank").join(
+        broadcast_if_small(labels), F.col("node") == F.col("nid"))  # duplicates only: few, next to every document
     per_cluster = members.groupBy("root").agg(
         F.min("rank").alias("best"), F.count(F.lit(1)).alias("cluster_size"), F.min("doc_id").alias("cluster_id"))
     members = members.join(per_cluster, "root")

@@ -12,8 +12,8 @@ Signals first, filtering second (RedPajama-v2's layout):
 
 A full run replaces every output whole in one commit stamped with the input version. Signals are
 per document, so an incremental run (``refinery.incremental``) measures only the rows of
-``dedup/kept`` inserted or updated since the last run, and MERGEs them in, deleting the rows
-that left the input. Counts reconcile over the whole tables: in = kept + dropped + rejected,
+``dedup/kept`` inserted or updated since the last run: their old rows and the rows that left the
+input are deleted (one MERGE) and the new ones appended. Counts reconcile over the whole tables: in = kept + dropped + rejected,
 else the stage fails.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from refinery.frames import (COPIES, broadcast_if_small, dropped_frame, mark_rep
                              rejected_rows)
 from refinery.incremental import Increment, increment
 from refinery.summary import StageSummary, render_table
-from refinery.tables import Commit, RunInfo, replace_rows, stage_rejects, table_rows, upsert_rows
+from refinery.tables import Commit, RunInfo, change_rows, replace_rows, stage_rejects, table_rows
 from udfs.quality.batches import PII_FIELDS, SIGNAL_FIELDS, QualityPlan, quality_signals, scrub_pii
 from udfs.quality.pii import PiiScrubber
 from udfs.quality.rules import BY_NAME, LANGUAGE_RULE, RULES, defaults
@@ -119,11 +119,11 @@ def incremental(spark: SparkSession, cfg: Config, run_id: str, changes: Incremen
     run_info = RunInfo(run_id, "quality", cfg.section_hash("quality"), {q.input: changes.version})
     rules = plan(q)
     measured = measure(docs, rules).localCheckpoint(eager=True)
-    replaced = changes.deletes.unionByName(docs.select("doc_id"))  # every changed row is rewritten or removed
-    signals = upsert_rows(measured, cfg.table(SIGNALS_TABLE), run_info, remove=replaced)
-    kept = upsert_rows(kept_rows(docs, measured, q), cfg.table(KEPT_TABLE), run_info, remove=replaced)
-    dropped = upsert_rows(dropped_rows(measured.where(~F.col("kept")), rules), cfg.table(DROPPED_TABLE), run_info,
-                          remove=replaced)
+    replaced = changes.deletes.unionByName(docs.select("doc_id")).localCheckpoint(eager=True)  # removed or rewritten
+    signals = change_rows(cfg.table(SIGNALS_TABLE), run_info, insert=measured, delete=replaced)
+    kept = change_rows(cfg.table(KEPT_TABLE), run_info, insert=kept_rows(docs, measured, q), delete=replaced)
+    dropped = change_rows(cfg.table(DROPPED_TABLE), run_info, insert=dropped_rows(measured.where(~F.col("kept")), rules),
+                          delete=replaced)
 
     rejects = stage_rejects(spark, cfg.table(REJECTS_TABLE), "quality")
     totals = (table_rows(spark, kept.path), table_rows(spark, dropped.path), rejects.rows)

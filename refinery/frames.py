@@ -11,19 +11,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import LongType, StringType
 
-from refinery.tables import latest_version
+from refinery.tables import broadcast_if_small, latest_version
 from udfs.schema import DROPPED_SCHEMA, REJECT_SCHEMA
 
 COPIES = "_copies"  # rows sharing a doc_id in the input
-BROADCAST_ROWS = 1_000_000  # rows of (doc_id, a few narrow columns): ~60 MB on the driver and each executor
-
-
-def broadcast_if_small(df: DataFrame) -> DataFrame:
-    """Broadcast a materialized side table of documents when it is small, so that joining it to
-    the text table does not shuffle every text; past BROADCAST_ROWS a shuffle join is cheaper."""
-    return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
-
-
 def mark_repeated_ids(docs: DataFrame, checkpoint: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, Column]:
     """``docs`` with ``_copies`` set on rows whose doc_id is not unique, and the predicate of usable
     rows (doc_id and text present, doc_id unique). A repeated id cannot be joined on safely, so all

@@ -15,6 +15,14 @@ from pyspark.sql import functions as F
 
 from refinery import __version__
 
+BROADCAST_ROWS = 1_000_000  # rows of (doc_id, a few narrow columns): ~60 MB on the driver and each executor
+
+
+def broadcast_if_small(df: DataFrame) -> DataFrame:
+    """Broadcast a materialized side table of documents when it is small, so that joining it to
+    the text table does not shuffle every text; past BROADCAST_ROWS a shuffle join is cheaper."""
+    return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -100,30 +108,39 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
 
 
-def upsert_rows(df: DataFrame, path: str, run: RunInfo, remove: DataFrame | None = None,
-                update: list[str] | None = None, key: str = "doc_id") -> Commit:
-    """One MERGE commit: rows of ``df`` replace the rows with their ``key`` (only the ``update``
-    columns, when given) or are inserted; rows whose key is in ``remove`` and not in ``df`` are
-    deleted. What incremental runs write: only the changed rows are rewritten, and the commit
-    carries them in the change feed for the next stage. ``rows`` counts inserted + updated rows.
+def change_rows(path: str, run: RunInfo, *, insert: DataFrame | None = None, delete: DataFrame | None = None,
+                update: DataFrame | None = None, key: str = "doc_id") -> Commit:
+    """What incremental runs write: delete the rows whose ``key`` is in ``delete`` and set the
+    columns of ``update`` on the rows with its keys (one MERGE, its small source broadcast, so only
+    the files holding those rows are rewritten and the table is never shuffled), then append
+    ``insert`` (a second commit; a plain append rewrites nothing). Both carry their rows in the
+    change feed for the next stage. Returns the last commit, with the rows updated + inserted.
     """
-    spark = df.sparkSession
+    spark = next(df for df in (insert, delete, update) if df is not None).sparkSession
     before = latest_version(spark, path)
-    source = df.withColumn("_remove", F.lit(False))
-    if remove is not None:
-        gone = remove.select(key).distinct().join(df.select(key), key, "left_anti").withColumn("_remove", F.lit(True))
-        source = source.unionByName(gone, allowMissingColumns=True)
-    values = {c: F.col(f"s.`{c}`") for c in df.columns}
-    setting = "spark.databricks.delta.commitInfo.userMetadata"
-    spark.conf.set(setting, run.user_metadata())
-    try:
-        (DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), f"t.`{key}` = s.`{key}`")
-         .whenMatchedDelete("s._remove")
-         .whenMatchedUpdate(set={c: values[c] for c in update} if update is not None else values)
-         .whenNotMatchedInsert(condition="NOT s._remove", values=values).execute())
-    finally:
-        spark.conf.unset(setting)
-    return run_commit(spark, path, run, after=before)
+    changed = 0
+    if delete is not None or update is not None:
+        marks = [] if delete is None else [delete.select(key).distinct().withColumn("_delete", F.lit(True))]
+        if update is not None:
+            marks.append(update.withColumn("_delete", F.lit(False)))
+        source = marks[0] if len(marks) == 1 else marks[0].unionByName(marks[1], allowMissingColumns=True)
+        merge = (DeltaTable.forPath(spark, path).alias("t")
+                 .merge(broadcast_if_small(source).alias("s"), f"t.`{key}` = s.`{key}`").whenMatchedDelete("s._delete"))
+        if update is not None:
+            merge = merge.whenMatchedUpdate(set={c: F.col(f"s.`{c}`") for c in update.columns if c != key})
+        setting = "spark.databricks.delta.commitInfo.userMetadata"
+        spark.conf.set(setting, run.user_metadata())
+        try:
+            merge.execute()
+        finally:
+            spark.conf.unset(setting)
+        changed = run_commit(spark, path, run, after=before).rows
+    if insert is None:
+        return Commit(path, latest_version(spark, path), changed)
+    after = latest_version(spark, path)
+    insert.write.format("delta").mode("append").option("userMetadata", run.user_metadata()).save(path)
+    appended = run_commit(spark, path, run, after=after)
+    return Commit(path, appended.version, changed + appended.rows)
 
 
 def latest_version(spark: SparkSession, path: str) -> int:
