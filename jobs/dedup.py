@@ -125,7 +125,8 @@ def full(spark: SparkSession, cfg: Config, run_id: str, checkpoint: Checkpoint) 
     clusters_commit, dropped = write_decisions(members, cfg, run_info)
     rejects = replace_rows(rejected_rows(docs.where(~usable), "dedup"), cfg.table(REJECTS_TABLE), "stage = 'dedup'",
                            run_info, ["stage", "source"])
-    write_state(marked, links, cfg, run_info)
+    if cfg.pipeline.incremental:
+        write_state(marked, links, cfg, run_info)
 
     result = DedupResult(
         records_in=docs.count(), by_source=source_counts(spark, fp, kept, dropped, rejects), bands=bands, rows=rows,

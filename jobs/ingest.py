@@ -188,7 +188,8 @@ def run(spark: SparkSession, cfg: Config, run_id: str) -> IngestResult:
         tally.unpersist()
     result = IngestResult(counts, docs, rejects, cfg.ingest.max_reject_rate, cfg.ingest.max_unreadable_files, carried)
     reconcile(result)
-    remember_files(spark, cfg, specs, files, result, run_info)
+    if cfg.pipeline.incremental:
+        remember_files(spark, cfg, specs, files, result, run_info)
     return result
 
 

@@ -474,7 +474,7 @@ class PipelineSection(Section):
     vacuum_retention_hours: float | None = Field(None, ge=0, description="VACUUM written tables, keeping versions this recent readable; null: never")
     progress_seconds: float = Field(10, ge=0, description="seconds between progress lines while a stage runs (0: none)")
     stage_retries: int = Field(1, ge=0, description="re-runs of a stage after a failure that can pass (a lost executor); not config or storage errors")
-    incremental: bool = Field(True, description="ingest only new or changed files, deduplicate new documents against the stored MinHash bands and score only changed rows, when the last run's state is current; false: every run recomputes")
+    incremental: bool = Field(True, description="ingest only new or changed files, deduplicate new documents against the stored MinHash bands and score only changed rows, when the last run's state is current; false: every run recomputes and no state tables are kept")
 
     @field_validator("stages")
     @classmethod

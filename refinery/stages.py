@@ -67,14 +67,19 @@ def _report_reads(cfg: "Config") -> list[str]:
             for name in STAGES[stage].writes(cfg) if not name.startswith(FILE)]
 
 
+# The state tables (``bronze/files``, ``dedup/fingerprints``, ``dedup/candidates``) are outputs only
+# with ``pipeline.incremental``: a run without it leaves them stale and its ledger row does not
+# list them, so the next incremental run cannot take them for current and runs in full.
+
 # Stages that run on their own, never inside `refinery run`: each run of them is a new round
 # (more generated tasks, a new annotation batch), not a function of its inputs to re-check.
 STANDALONE = ("self_instruct", "active_learning")
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("ingest", "ingest", lambda c: [FILE + src.path for src in c.ingest.sources], lambda c: ["bronze/docs", "bronze/files"]),
+    Stage("ingest", "ingest", lambda c: [FILE + src.path for src in c.ingest.sources], lambda c: ["bronze/docs", *(["bronze/files"] if c.pipeline.incremental else [])]),
     Stage("dedup", "dedup", lambda c: [c.dedup.input],
-          lambda c: ["dedup/kept", "dedup/clusters", "dedup/dropped", "dedup/fingerprints", "dedup/candidates"]),
+          lambda c: ["dedup/kept", "dedup/clusters", "dedup/dropped",
+                     *(["dedup/fingerprints", "dedup/candidates"] if c.pipeline.incremental else [])]),
     Stage("quality", "quality", lambda c: [c.quality.input],
           lambda c: ["quality/signals", "quality/kept", "quality/dropped"]),
     Stage("embed", "embed", lambda c: [c.embed.input], lambda c: ["scored/embeddings"]),

@@ -11,7 +11,7 @@ come from its REST API. Writes ``bench/results/pipeline.json``.
 
 ``--increment BASE NEW``: BASE documents through the pipeline, then NEW more in a late shard
 (93% new, 7% copies of old documents); each stage's incremental run against a full re-run of
-the union. Writes ``bench/results/pipeline-increment.json``.
+the union (``--stages`` picks them; ingest always). Writes ``bench/results/pipeline-increment-BASE.json``.
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def write_increment(raw: Path, out: Path, docs: int, seed: int = 11) -> int:
     return total
 
 
-def run_increment(base: int, new: int, work: Path, shards: int, master: str) -> list[dict]:
+def run_increment(base: int, new: int, work: Path, shards: int, master: str, stages: list[str]) -> list[dict]:
     """``base`` documents through the pipeline, then ``new`` more in a late shard: each stage's
     incremental run, against a full re-run of the union in a second lake (what it saves)."""
     from jobs import pipeline
@@ -194,11 +194,11 @@ def run_increment(base: int, new: int, work: Path, shards: int, master: str) -> 
                 return lambda: pipeline.run(spark, cfg, run_id, only=[stage], out=lambda line: None).summaries[0]
 
             if mode == "incremental":
-                for stage in STAGES:
+                for stage in stages:
                     stage_run(stage, "base")()
                 late = grown / "part-late.jsonl.zst"
                 late_bytes = write_increment(raw, late, new)
-            for stage in STAGES:
+            for stage in stages:
                 rows.append(measured(spark, stage_run(stage, mode), base + new, late_bytes, stage, cores,
                                      mode=mode, base=base, new=new, work=new if mode == "incremental" else base + new))
         finally:
@@ -214,12 +214,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default=str(ROOT / "bench" / "tmp" / "pipeline"))
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                         help="without ingest: re-measure these on the lake of an earlier run; their rows replace "
-                             "those in the results file")
+                             "those in the results file. With --increment: the stages to run (from ingest on)")
     parser.add_argument("--increment", type=int, nargs=2, metavar=("BASE", "NEW"),
                         help="instead: BASE documents, then NEW more in a late shard; incremental vs full re-run")
     args = parser.parse_args(argv)
     if args.increment:
-        return increment_report(run_increment(*args.increment, Path(args.work), args.shards, args.master), args)
+        rows = run_increment(*args.increment, Path(args.work), args.shards, args.master, args.stages)
+        return increment_report(rows, args)
     out = ROOT / "bench" / "results" / "pipeline.json"
     rows = [r for docs in args.scale for r in run_scale(docs, Path(args.work), args.shards, args.master, args.stages)]
     if "ingest" not in args.stages and out.is_file():
@@ -249,7 +250,7 @@ def increment_report(rows: list[dict], args: argparse.Namespace) -> None:
                        [[r["stage"], r["mode"], r["status"], r["records_in"], r["kept"], f"{r['seconds']:.1f}",
                          f"{r['core_ms_per_doc']:.1f}", round(r["shuffle_bytes_per_doc"]), f"{r['peak_rss_gb']:.2f}",
                          f"{r['speedup_vs_full']:.2f}"] for r in rows]))
-    out = ROOT / "bench" / "results" / "pipeline-increment.json"
+    out = ROOT / "bench" / "results" / f"pipeline-increment-{args.increment[0]}.json"
     out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 

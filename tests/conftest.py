@@ -69,7 +69,8 @@ def sample_sources(sample: Path) -> list[dict]:
 
 def pipeline_config(tmp_path: Path, lake: Path, sources: list[dict], *overrides: str) -> tuple[Path, Config]:
     path = write_config(tmp_path / f"{lake.name}.yaml", lake, sources)
-    return path, load_config(path, ["pipeline.progress_seconds=0", *overrides], environ={})
+    # Incremental state costs a few Delta writes per stage: only the tests about it turn it on.
+    return path, load_config(path, ["pipeline.progress_seconds=0", "pipeline.incremental=false", *overrides], environ={})
 
 
 @pytest.fixture(scope="session")
@@ -84,10 +85,11 @@ def pipeline_sources(sample_corpus, tmp_path_factory) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def clean_lake(spark, pipeline_sources, tmp_path_factory) -> Config:
-    """One uninterrupted ``refinery run`` (ingest, dedup, quality) of the sample corpus; copy it before changing it."""
+    """One uninterrupted ``refinery run`` (ingest, dedup, quality) of the sample corpus, with its
+    incremental state; copy it before changing it."""
     from jobs import pipeline
 
     tmp = tmp_path_factory.mktemp("clean")
-    _, cfg = pipeline_config(tmp, tmp / "lake", pipeline_sources)
+    _, cfg = pipeline_config(tmp, tmp / "lake", pipeline_sources, "pipeline.incremental=true")
     assert pipeline.run(spark, cfg, "clean").ran() == ["ingest", "dedup", "quality"]
     return cfg

@@ -95,7 +95,7 @@ def test_new_shards_are_added_incrementally_and_equal_a_full_run_on_the_union(sp
                                                                             tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(Path(clean_lake.lake), lake)
-    _, cfg = config(tmp_path, lake, pipeline_sources)
+    _, cfg = config(tmp_path, lake, pipeline_sources, "pipeline.incremental=true")
     earlier = [r.text for r in spark.read.format("delta").load(clean_lake.table("dedup/kept"))
                .where("source = 'web'").orderBy(F.desc("doc_id")).select("text").limit(16).collect()]
     rng = random.Random(3)
@@ -159,7 +159,7 @@ def test_incremental_dedup_equals_a_full_run_when_buckets_outgrow_the_pairwise_l
 
     shard("part-0.jsonl", [*families, *unrelated[:3], *copies[:6]])
     stages = ["pipeline.stages=[ingest, dedup]", "dedup.near.pairwise_bucket_limit=2"]
-    _, cfg = config(tmp_path, tmp_path / "lake", sources, *stages)
+    _, cfg = config(tmp_path, tmp_path / "lake", sources, *stages, "pipeline.incremental=true")
     pipeline.run(spark, cfg, "base")
     shard("part-1.jsonl", [*unrelated[3:], *copies[6:], families[0]])
     grown = pipeline.run(spark, cfg, "grown")
