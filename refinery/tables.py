@@ -105,7 +105,9 @@ def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -
     missing = {k: v for k, v in properties.items() if current.get(k) != v}
     if missing:
         pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in missing.items())
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+        hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(path)  # SQL takes only a qualified path (not ./lake)
+        qualified = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration()).makeQualified(hadoop_path).toString()
+        spark.sql(f"ALTER TABLE delta.`{qualified}` SET TBLPROPERTIES ({pairs})")
 
 
 def change_rows(path: str, run: RunInfo, *, insert: DataFrame | None = None, delete: DataFrame | None = None,
