@@ -214,3 +214,18 @@ def test_table_care_compacts_zorders_vacuums_and_stays_current(spark, pipeline_s
     assert any(op == "OPTIMIZE" and "doc_id" in params.get("zOrderBy", "") for op, params in ops)
     assert any(op == "VACUUM END" for op, _ in ops)
     assert pipeline.run(spark, cfg, "again").skipped() == ["ingest"]  # the recorded versions include the care
+
+
+def test_properties_reach_a_table_made_before_them_under_a_relative_lake(spark, tmp_path):
+    """A lake written as a relative path (``lake: lake``) whose tables predate the change feed."""
+    from delta.tables import DeltaTable
+
+    from refinery.incremental import CHANGE_FEED
+    from refinery.tables import RunInfo, data_version, replace_rows
+
+    path = os.path.relpath(tmp_path / "t", os.getcwd())  # the JVM resolves it against the same working folder
+    df = spark.createDataFrame([(1,)], "x long")
+    replace_rows(df, path, None, RunInfo("a", "s", "h"), [])
+    replace_rows(df, path, None, RunInfo("b", "s", "h"), [], CHANGE_FEED)
+    assert DeltaTable.forPath(spark, path).detail().first().properties.get("delta.enableChangeDataFeed") == "true"
+    assert data_version(spark, path) == 1  # the property commit changes no row
