@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass, field
 from functools import partial
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -197,12 +196,11 @@ def known_files(spark: SparkSession, cfg: Config) -> dict[tuple[str, str], tuple
     """(source, uri) -> ((size, mtime_ns), its counts) of the files the last run read, when that
     run can be built on; None for a full run. One row per file: small enough for the driver,
     which lists the files anyway."""
-    path = cfg.table(FILES_TABLE)
-    if last_current_run(spark, cfg, "ingest") is None or not DeltaTable.isDeltaTable(spark, path):
+    if last_current_run(spark, cfg, "ingest") is None:  # which also means bronze/files is there and current
         return None
     return {(r.source, r.uri): ((r.size, r.mtime_ns),
                                 FileCount(r.source, r.uri, r.records_in, r.written, r.rejected, r.unreadable))
-            for r in spark.read.format("delta").load(path).collect()}
+            for r in spark.read.format("delta").load(cfg.table(FILES_TABLE)).collect()}
 
 
 def remember_files(spark: SparkSession, cfg: Config, specs: dict[str, SourceSpec], files: list[tuple],

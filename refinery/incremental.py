@@ -34,10 +34,6 @@ class Increment:
     upserts: DataFrame  # rows as they are at ``version``, inserted or updated after ``since``
     deletes: DataFrame  # doc_id of rows deleted after ``since`` and not inserted again
     only_inserts: bool  # no row was updated or deleted (an append, such as a new shard)
-    previous: ledger.Entry
-
-    def describe(self, table: str) -> str:
-        return f"incremental: changes in {table} v{self.since} -> v{self.version}"
 
 
 def last_current_run(spark: SparkSession, cfg: Config, stage: str) -> ledger.Entry | None:
@@ -47,11 +43,10 @@ def last_current_run(spark: SparkSession, cfg: Config, stage: str) -> ledger.Ent
     entry = ledger.last_entry(spark, cfg.table(ledger.LEDGER), stage)
     if entry is None or entry.config_hash != cfg.section_hash(STAGES[stage].section) or entry.code_version != __version__:
         return None
-    for name in STAGES[stage].writes(cfg):
-        path = cfg.table(name)
-        if not name.startswith(FILE) and (not DeltaTable.isDeltaTable(spark, path)
-                                          or data_version(spark, path) != entry.outputs.get(name)):
-            return None
+    tables = {name: cfg.table(name) for name in STAGES[stage].writes(cfg) if not name.startswith(FILE)}
+    versions = ledger.table_versions(spark, tables)  # None where a table is missing: nothing to build on
+    if any(version is None or entry.outputs.get(name) != version for name, version in versions.items()):
+        return None
     return entry
 
 
@@ -76,4 +71,4 @@ def increment(spark: SparkSession, cfg: Config, stage: str, table: str) -> Incre
     last = feed.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
     upserts = last.where(F.col("_change_type") != "delete").drop(*CDF_COLUMNS)
     deletes = last.where(F.col("_change_type") == "delete").select("doc_id")
-    return Increment(since, version, upserts, deletes, only_inserts, previous)
+    return Increment(since, version, upserts, deletes, only_inserts)
